@@ -1,0 +1,193 @@
+"""CSV import: read a file into rows of (stable id, text, gold), report what was wrong.
+
+Reading (I/O) and planning (pure: which rows to keep, what to report) are separate so the
+pages can preview a file before anything is written.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .records import CsvImportError, ImportReport, LabelSchema
+
+MAX_FILE_BYTES = 2 * 1024 ** 3
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Which columns hold what; ``encoding=None`` accepts UTF-8 with or without BOM."""
+
+    text_col: str = "text"
+    gold_col: str | None = None
+    id_col: str | None = None
+    encoding: str | None = None
+    delimiter: str = ","
+    max_chars: int = 10_000
+
+
+@dataclass
+class ImportPlan:
+    rows: list[tuple[str, str, str | None]]
+    report: ImportReport
+
+
+def read_table(source: str | Path | bytes, *, options: ImportOptions = ImportOptions(),
+               name: str | None = None) -> tuple[pd.DataFrame, ImportReport]:
+    """Decode and parse a CSV (a path or the bytes of an upload) into string columns."""
+    label = name or (str(source) if not isinstance(source, bytes) else "the upload")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise CsvImportError(f"CSV file not found: {path}")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise CsvImportError(f"CSV file {label} is larger than 2 GiB; split it first.")
+        data = path.read_bytes()
+    if not data.strip():
+        raise CsvImportError(f"CSV file {label} is empty.")
+    report = ImportReport()
+    text, report.encoding = _decode(data, options.encoding, label)
+    if "\x00" in text:
+        report.nul_bytes_removed = text.count("\x00")
+        text = text.replace("\x00", "")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            na_filter=False, sep=options.delimiter, quotechar='"',
+                            skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise CsvImportError(f"CSV file {label} is empty.") from None
+    except pd.errors.ParserError as exc:
+        raise CsvImportError(f"CSV file {label} is malformed: {_parser_detail(exc)}. "
+                             f"Check the quoting and the delimiter.") from None
+    except csv.Error as exc:
+        raise CsvImportError(f"CSV file {label} is malformed: {exc}.") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    _check_columns(frame, options, label)
+    if frame.empty:
+        raise CsvImportError(f"CSV file {label} has a header but no data rows.")
+    return frame, report
+
+
+def plan_import(frame: pd.DataFrame, schema: LabelSchema, *, options: ImportOptions,
+                existing_ids: set[str], report: ImportReport | None = None) -> ImportPlan:
+    """Choose the rows to insert and record every problem; writes nothing."""
+    report = report or ImportReport()
+    texts = frame[options.text_col].tolist()
+    golds = frame[options.gold_col].tolist() if options.gold_col else [None] * len(texts)
+    ids = (frame[options.id_col].str.strip().tolist() if options.id_col
+           else _content_ids(texts))
+    names = set(schema.names)
+    canonical = {n.casefold(): n for n in schema.names}
+    unknown: Counter = Counter()
+    seen: set[str] = set()
+    rows = []
+    report.rows = len(texts)
+    for row_no, (ext_id, text, gold) in enumerate(zip(ids, texts, golds), start=1):
+        if not text.strip():
+            report.empty_texts.append(row_no)
+            continue
+        if not ext_id:
+            ext_id = _content_ids([text])[0]
+        if ext_id in seen:
+            report.duplicate_ids.append(ext_id)
+            continue
+        seen.add(ext_id)
+        if ext_id in existing_ids:
+            report.already_present += 1
+            continue
+        if len(text) > options.max_chars:
+            report.overlong.append(row_no)
+        if gold is not None:
+            gold = gold.strip()
+            if not gold:
+                gold = None
+            elif gold not in names:
+                match = canonical.get(gold.casefold())
+                if match is None:
+                    unknown[gold] += 1
+                gold = match
+        rows.append((ext_id, text, gold))
+    report.unknown_gold = dict(unknown)
+    return ImportPlan(rows, report)
+
+
+def import_csv(store, project_id: int, source: str | Path | bytes, *,
+               options: ImportOptions = ImportOptions(), name: str | None = None
+               ) -> ImportReport:
+    """Read, plan and insert in one transaction; re-importing the same file adds nothing."""
+    frame, report = read_table(source, options=options, name=name)
+    plan = plan_import(frame, store.label_schema(project_id), options=options,
+                       existing_ids=store.existing_ext_ids(project_id), report=report)
+    plan.report.imported = store.insert_samples(project_id, plan.rows)
+    return plan.report
+
+
+def _content_ids(texts: list[str]) -> list[str]:
+    """Stable ids from content: the k-th copy of a text gets suffix ``-k``, so re-importing
+    the same file (or a reordered one) maps every row to the same sample."""
+    copies: Counter = Counter()
+    out = []
+    for text in texts:
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+        k = copies[digest]
+        copies[digest] += 1
+        out.append(digest if k == 0 else f"{digest}-{k}")
+    return out
+
+
+def _decode(data: bytes, encoding: str | None, label: str) -> tuple[str, str]:
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except LookupError:
+            raise CsvImportError(f"Unknown encoding {encoding!r}.") from None
+        except UnicodeDecodeError as exc:
+            raise CsvImportError(f"CSV file {label} cannot be decoded as {encoding}: invalid "
+                                 f"byte 0x{data[exc.start]:02x} at offset {exc.start}.") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        encoding_used, data = "utf-8-sig", data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
+        encoding_used = "utf-8"
+    else:
+        encoding_used = "utf-8"
+    try:
+        return data.decode("utf-8"), encoding_used
+    except UnicodeDecodeError as exc:
+        raise CsvImportError(
+            f"CSV file {label} is not UTF-8: invalid byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}. Save it as UTF-8, or name its encoding (for example --encoding "
+            f"cp1252 or --encoding latin-1).") from None
+
+
+def _check_columns(frame: pd.DataFrame, options: ImportOptions, label: str) -> None:
+    columns = list(frame.columns)
+    for role, col in (("text", options.text_col), ("gold-label", options.gold_col),
+                      ("id", options.id_col)):
+        if col is None or col in columns:
+            continue
+        found = ", ".join(repr(c) for c in columns[:20])
+        hint = ""
+        if len(columns) == 1:
+            for sep, sep_name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+                if sep in columns[0]:
+                    hint = (f" The header looks separated by {sep_name}, not by "
+                            f"{options.delimiter!r}: choose that delimiter.")
+                    break
+        raise CsvImportError(f"The {role} column {col!r} is not in {label}. Columns found: "
+                             f"{found}.{hint}")
+
+
+def _parser_detail(exc: Exception) -> str:
+    msg = str(exc).strip().split("C error:")[-1].strip()
+    return msg.splitlines()[0].rstrip(".") if msg else "unreadable"

@@ -1,0 +1,118 @@
+"""Quality measures of candidate sets and student predictions (method page, section 3).
+
+Pure functions over lists; :func:`project_metrics` gathers them from a store for the
+CLI's ``metrics --json`` and the pages.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+
+def candidate_metrics(candidates: Sequence[Sequence[str]], golds: Sequence[str | None], *,
+                      num_classes: int, single: Sequence[str | None] | None = None) -> dict:
+    """Coverage ``1-alpha``, ``beta``, their ``f1``, mean set size and (with ``single``, the
+    teacher's one label per sample) SA accuracy, over the samples that have a gold label.
+
+    ``candidates[i]`` is the (non-empty) set of sample ``i``; ``num_classes`` is C.
+    Values are ``None`` when no sample has a gold label.
+    """
+    if len(candidates) != len(golds):
+        raise ValueError("candidates and golds must have the same length")
+    sizes = [len(c) for c in candidates]
+    out = {
+        "n": len(candidates),
+        "mean_labels": _mean(sizes),
+        "set_sizes": {str(k): v for k, v in sorted(Counter(sizes).items())},
+        "beta": _mean([(num_classes - s) / (num_classes - 1) for s in sizes])
+        if num_classes > 1 and sizes else None,
+        "coverage": None, "f1": None, "sa_accuracy": None, "n_gold": 0,
+    }
+    pairs = [(set(c), g) for c, g in zip(candidates, golds) if g is not None]
+    if not pairs:
+        return out
+    out["n_gold"] = len(pairs)
+    coverage = sum(g in c for c, g in pairs) / len(pairs)
+    out["coverage"] = coverage
+    beta = out["beta"]
+    out["f1"] = (2 * coverage * beta / (coverage + beta)) if (coverage + beta) > 0 else 0.0
+    if single is not None:
+        judged = [(s, g) for s, g in zip(single, golds) if g is not None]
+        out["sa_accuracy"] = sum(s == g for s, g in judged) / len(judged)
+    return out
+
+
+def per_class_coverage(candidates: Sequence[Sequence[str]], golds: Sequence[str | None],
+                       labels: Sequence[str]) -> list[dict]:
+    """For each gold class: how many samples, how often the set holds it, mean set size."""
+    rows = []
+    for label in labels:
+        idx = [i for i, g in enumerate(golds) if g == label]
+        if not idx:
+            rows.append({"label": label, "n": 0, "coverage": None, "mean_labels": None})
+            continue
+        rows.append({"label": label, "n": len(idx),
+                     "coverage": sum(label in candidates[i] for i in idx) / len(idx),
+                     "mean_labels": _mean([len(candidates[i]) for i in idx])})
+    return rows
+
+
+def accuracy(predicted: Sequence[str], reference: Sequence[str | None]) -> float | None:
+    """Share of equal pairs among those with a reference; None when there is none."""
+    pairs = [(p, r) for p, r in zip(predicted, reference) if r is not None]
+    if not pairs:
+        return None
+    return sum(p == r for p, r in pairs) / len(pairs)
+
+
+def teacher_run_metrics(store, run: dict, num_classes: int) -> dict:
+    rows = store.annotations(run["id"])
+    ok = [r for r in rows if r["candidates"]]
+    invalid = sum(r["error_kind"] in ("no_valid_label", "unparseable") for r in rows)
+    stats = candidate_metrics([r["candidates"] for r in ok], [r["gold"] for r in ok],
+                              num_classes=num_classes, single=[r["label"] for r in ok])
+    errors = Counter(r["error_kind"] for r in rows if r["error_kind"])
+    return {
+        "run_id": run["id"], "teacher": run["teacher"], "model": run["model"],
+        "strategy": run["strategy"], "status": run["status"], "annotated": len(ok),
+        "coverage": stats["coverage"], "mean_labels": stats["mean_labels"],
+        "beta": stats["beta"], "f1": stats["f1"], "sa_accuracy": stats["sa_accuracy"],
+        "invalid_rate": invalid / len(rows) if rows else 0.0,
+        "set_sizes": stats["set_sizes"], "errors": dict(errors),
+        "summary": run.get("summary"),
+    }
+
+
+def student_run_metrics(store, run: dict, project_id: int) -> dict:
+    preds = store.predictions(run["id"])
+    by_sample = {p["sample_id"]: p["label"] for p in preds}
+    samples = store.samples(project_id, ids=list(by_sample))
+    decisions = store.current_decisions(project_id)
+    human = [(by_sample[sid], d["label"]) for sid, d in decisions.items()
+             if d["action"] == "label" and sid in by_sample]
+    return {
+        "run_id": run["id"], "method": run["method"], "status": run["status"],
+        "accuracy": accuracy([by_sample[s.id] for s in samples], [s.gold for s in samples]),
+        "human_accuracy": accuracy([p for p, _ in human], [h for _, h in human]),
+        "epochs_run": len(run["epochs"]), "best_epoch": run["best_epoch"],
+        "predicted": len(preds),
+    }
+
+
+def project_metrics(store, project_id: int) -> dict:
+    """The object printed by ``metrics --json`` (keys documented in the README)."""
+    project = next(p for p in store.list_projects() if p.id == project_id)
+    schema = store.label_schema(project_id)
+    out = {"project": project.name, "labels": len(schema.labels),
+           **store.status_counts(project_id), "teacher": None, "student": None}
+    teacher = store.latest_teacher_run(project_id)
+    if teacher:
+        out["teacher"] = teacher_run_metrics(store, teacher, len(schema.labels))
+    student = store.latest_student_run(project_id)
+    if student:
+        out["student"] = student_run_metrics(store, student, project_id)
+    return out
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None

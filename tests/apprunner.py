@@ -1,0 +1,77 @@
+"""Start the real Streamlit server and a real headless Chromium for end-to-end tests."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--disable-quic"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(db: Path, *, timeout: float = 90):
+    """``streamlit run app.py`` on a free loopback port against ``db``; yields the URL."""
+    port = free_port()
+    env = {**os.environ, "CANDIST_DB": str(db), "HF_HUB_OFFLINE": "1"}
+    log = open(db.parent / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start: "
+                                   + (db.parent / "streamlit.log").read_text()[-2000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def chromium_page():
+    """A Playwright page in Debian's chromium (never a browser download of Playwright's)."""
+    from playwright.sync_api import sync_playwright
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        raise RuntimeError("chromium is not installed: run 'make test' (it installs it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True,
+                                    args=CHROMIUM_FLAGS)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1400,
+                                                                       "height": 1000})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()

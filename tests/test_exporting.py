@@ -1,0 +1,100 @@
+"""Export: label source policy, confidence threshold, spreadsheet safety, round trip."""
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from candist_core.exporting import ExportOptions, neutralise, write_export
+from candist_core.records import ExportError
+from candist_core.schema import build_schema
+
+SCHEMA = build_schema("task", ["a", "b"])
+
+
+@pytest.fixture
+def filled(store):
+    """Four samples: one reviewed, one with student+teacher, one teacher only, one bare."""
+    project = store.create_project("p", SCHEMA)
+    store.insert_samples(project.id, [("1", "=SUM(A1)", "a"), ("2", "plain, text", "b"),
+                                      ("3", "@user hi", None), ("4", "-5 degrees", None)])
+    ids = [s.id for s in store.samples(project.id)]
+    teacher = store.create_teacher_run(project.id, teacher="offline", model="m",
+                                       strategy="ca_all", params={})
+    store.record_annotations(teacher, [
+        {"sample_id": ids[0], "candidates": ["b", "a"], "label": "b", "confidence": 0.5},
+        {"sample_id": ids[1], "candidates": ["a"], "label": "a", "confidence": 0.9},
+        {"sample_id": ids[2], "candidates": ["b"], "label": "b", "confidence": 0.3}])
+    student = store.create_student_run(project.id, teacher_run_id=teacher, method="candist",
+                                       config={})
+    flags = np.zeros(2, dtype=bool)
+    store.write_predictions(student, ids[:2], np.array([[0.4, 0.6], [0.2, 0.8]]), SCHEMA.names,
+                            out_of_candidate=flags, high_confidence=flags, small_loss=flags)
+    store.finish_student_run(student, status="done")
+    store.record_decision(project.id, ids[0], action="label", label="a")
+    return project
+
+
+def read(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_human_then_student_then_teacher(store, filled, tmp_path):
+    out = tmp_path / "out.csv"
+    summary = write_export(store, filled.id, out)
+    frame = read(out)
+    assert frame.columns.tolist() == ["id", "text", "label", "label_source", "confidence",
+                                      "candidates", "gold"]
+    assert frame["label"].tolist() == ["a", "b", "b", ""]
+    assert frame["label_source"].tolist() == ["human", "student", "teacher", "none"]
+    assert frame["confidence"].tolist() == ["1.0000", "0.8000", "0.3000", ""]
+    assert frame["candidates"].tolist()[:3] == ['["b", "a"]', '["a"]', '["b"]']
+    assert frame["gold"].tolist() == ["a", "b", "", ""]
+    assert summary.to_dict() == {"rows": 4, "from_human": 1, "from_student": 1,
+                                 "from_teacher": 1, "from_none": 1}
+
+
+def test_formula_cells_are_neutralised_and_other_text_is_unchanged(store, filled, tmp_path):
+    out = tmp_path / "out.csv"
+    write_export(store, filled.id, out)
+    assert read(out)["text"].tolist() == ["'=SUM(A1)", "plain, text", "'@user hi",
+                                          "'-5 degrees"]
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@x", "\tx", "\rx"])
+def test_every_formula_prefix_is_neutralised(cell):
+    assert neutralise(cell) == "'" + cell
+
+
+def test_min_confidence_blanks_or_drops_low_rows_but_never_human_ones(store, filled, tmp_path):
+    out = tmp_path / "out.csv"
+    write_export(store, filled.id, out, options=ExportOptions(min_confidence=0.85))
+    assert read(out)["label_source"].tolist() == ["human", "none", "none", "none"]
+    write_export(store, filled.id, out, options=ExportOptions(min_confidence=0.5, below="drop"))
+    assert read(out)["id"].tolist() == ["1", "2"]
+
+
+def test_sources_can_skip_the_student(store, filled, tmp_path):
+    out = tmp_path / "out.csv"
+    write_export(store, filled.id, out, options=ExportOptions(sources=("human", "teacher")))
+    assert read(out)["label_source"].tolist() == ["human", "teacher", "teacher", "none"]
+
+
+def test_export_path_checks(store, filled, tmp_path):
+    with pytest.raises(ExportError) as err:
+        write_export(store, filled.id, tmp_path / "nope" / "x.csv")
+    assert str(err.value) == f"Folder {tmp_path / 'nope'} does not exist."
+    with pytest.raises(ExportError) as err:
+        write_export(store, filled.id, tmp_path / ".." / "x.csv", allowed_dir=tmp_path)
+    assert "is outside the export folder" in str(err.value)
+    with pytest.raises(ExportError) as err:
+        ExportOptions(min_confidence=2)
+    assert str(err.value) == "--min-confidence must be between 0 and 1, got 2."
+
+
+def test_the_file_is_plain_csv(store, filled, tmp_path):
+    out = tmp_path / "out.csv"
+    write_export(store, filled.id, out)
+    rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
+    assert len(rows) == 5 and rows[2][1] == "plain, text"
+    assert not (tmp_path / "out.csv.part").exists()

@@ -1,0 +1,131 @@
+"""The store: projects, migrations, append-only decisions with undo, durability settings."""
+import sqlite3
+
+import numpy as np
+import pytest
+
+from candist_core.records import ProjectError
+from candist_core.schema import build_schema
+from candist_core.store import SCHEMA_VERSION, Store
+
+SCHEMA = build_schema("task", ["a", "b", "c"])
+
+
+def test_a_new_database_is_migrated_and_in_wal_mode(store):
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.integrity_check() == "ok"
+
+
+def test_reopening_keeps_projects(tmp_path):
+    with Store(tmp_path / "x.db") as s:
+        s.create_project("one", SCHEMA)
+    with Store(tmp_path / "x.db") as s:
+        assert [p.name for p in s.list_projects()] == ["one"]
+        assert s.label_schema(s.get_project("one").id) == SCHEMA
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    conn = sqlite3.connect(tmp_path / "new.db")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(ProjectError, match="written by a newer CanDist Studio"):
+        Store(tmp_path / "new.db")
+
+
+def test_duplicate_and_missing_projects(store):
+    store.create_project("p", SCHEMA)
+    with pytest.raises(ProjectError) as err:
+        store.create_project("p", SCHEMA)
+    assert str(err.value) == f"Project 'p' already exists in {store.path}."
+    with pytest.raises(ProjectError) as err:
+        store.get_project("q")
+    assert str(err.value) == f"No project named 'q' in {store.path}. Known projects: p."
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "a\\b", "", "   ", "x" * 101, "..",
+                                  "name\nwith newline"])
+def test_project_names_with_path_parts_are_refused(store, name):
+    with pytest.raises(ProjectError):
+        store.create_project(name, SCHEMA)
+
+
+def _project_with_samples(store, n=3):
+    project = store.create_project("p", SCHEMA)
+    store.insert_samples(project.id, [(f"s{i}", f"text {i}", None) for i in range(n)])
+    return project, [s.id for s in store.samples(project.id)]
+
+
+def test_the_latest_decision_is_the_current_one_and_the_log_keeps_all(store):
+    project, ids = _project_with_samples(store)
+    store.record_decision(project.id, ids[0], action="label", label="a")
+    store.record_decision(project.id, ids[0], action="label", label="b", in_candidates=False)
+    store.record_decision(project.id, ids[1], action="skip")
+    current = store.current_decisions(project.id)
+    assert {k: (v["action"], v["label"]) for k, v in current.items()} == {
+        ids[0]: ("label", "b"), ids[1]: ("skip", None)}
+    assert current[ids[0]]["in_candidates"] == 0
+    assert len(store.decision_log(project.id)) == 3
+
+
+def test_undo_restores_the_previous_decision_and_is_logged(store):
+    project, ids = _project_with_samples(store)
+    store.record_decision(project.id, ids[0], action="label", label="a", who="ann")
+    store.record_decision(project.id, ids[0], action="label", label="b", who="ann")
+    undone = store.undo_decision(project.id, who="ann")
+    assert undone["label"] == "b"
+    assert store.current_decisions(project.id)[ids[0]]["label"] == "a"
+    store.undo_decision(project.id, who="ann")
+    assert store.current_decisions(project.id) == {}
+    assert store.undo_decision(project.id, who="ann") is None
+    assert [r["action"] for r in store.decision_log(project.id)] == ["undo", "undo", "label",
+                                                                     "label"]
+
+
+def test_undo_only_touches_the_reviewers_own_decisions(store):
+    project, ids = _project_with_samples(store)
+    store.record_decision(project.id, ids[0], action="label", label="a", who="ann")
+    store.record_decision(project.id, ids[1], action="label", label="b", who="bob")
+    assert store.undo_decision(project.id, who="ann")["sample_id"] == ids[0]
+    assert list(store.current_decisions(project.id)) == [ids[1]]
+
+
+def test_decisions_are_visible_to_another_connection_at_once(store):
+    project, ids = _project_with_samples(store)
+    store.record_decision(project.id, ids[2], action="label", label="c")
+    with Store(store.path) as other:
+        assert other.current_decisions(project.id)[ids[2]]["label"] == "c"
+
+
+def test_annotation_errors_are_replaced_by_a_later_success(store):
+    project, ids = _project_with_samples(store)
+    run = store.create_teacher_run(project.id, teacher="openai", model="m", strategy="sa",
+                                   params={})
+    store.record_annotation(run, ids[0], candidates=None, label=None, confidence=None,
+                            raw=None, error_kind="timeout", error="timed out")
+    assert store.done_sample_ids(run) == set()
+    store.record_annotation(run, ids[0], candidates=["a"], label="a", confidence=1.0, raw="a")
+    assert store.done_sample_ids(run) == {ids[0]}
+    assert len(store.annotations(run)) == 1
+
+
+def test_predictions_round_trip_probabilities(store):
+    project, ids = _project_with_samples(store)
+    run = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                   config={})
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]], dtype=np.float32)
+    flags = np.zeros(3, dtype=bool)
+    store.write_predictions(run, ids, probs, SCHEMA.names, out_of_candidate=flags,
+                            high_confidence=flags, small_loss=flags)
+    rows = store.predictions(run)
+    assert [r["label"] for r in rows] == ["a", "c", "b"]
+    np.testing.assert_allclose(rows[1]["probs"], probs[1])
+
+
+def test_a_killed_run_left_running_is_marked_failed(store):
+    project, _ = _project_with_samples(store)
+    run = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                   config={})
+    assert store.fail_stale_student_runs(project.id) == 1
+    assert store.student_run(run)["status"] == "failed"
