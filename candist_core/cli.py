@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
 from . import demo
 from .exporting import ExportOptions, write_export
 from .importing import ImportOptions, import_csv
+from .encoder import shared_encoder
+from .llm_teacher import LLMTeacher
 from .metrics import project_metrics
-from .records import CandistError, ProjectError
+from .prompts import STRATEGIES
+from .records import CandistError, ProjectError, TeacherError
 from .schema import load_schema
 from .store import Store
+from .teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -89,6 +94,76 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+class ProgressBar:
+    """A text progress bar on stderr (redrawn in a terminal, a line per 10% otherwise)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.last_decile = -1
+        self.started = time.perf_counter()
+
+    def __call__(self, done: int, total: int, stats: dict | None = None) -> None:
+        frac = done / total if total else 1.0
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        extra = ""
+        if stats and stats.get("errors"):
+            extra = " errors: " + ", ".join(f"{k} {v}" for k, v in stats["errors"].items())
+        line = (f"{self.label} [{'#' * int(frac * 30):<30}] {done}/{total} "
+                f"{elapsed:.0f}s eta {eta:.0f}s{extra}")
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+        elif int(frac * 10) != self.last_decile:
+            self.last_decile = int(frac * 10)
+            print(line, file=sys.stderr, flush=True)
+
+
+def _teacher_config(args) -> TeacherConfig:
+    return TeacherConfig(
+        strategy=args.strategy, temperature=args.temperature, shots=args.shots,
+        concurrency=args.concurrency, samples=args.samples, top_k=args.top_k,
+        timeout=args.timeout, max_retries=args.max_retries, price_in_per_1k=args.price_in,
+        price_out_per_1k=args.price_out, softmax_temperature=args.softmax_temperature,
+        r_add=args.r_add, r_all=args.r_all, seed=args.seed)
+
+
+@command("annotate")
+def cmd_annotate(args) -> int:
+    config = _teacher_config(args)
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        plan = plan_annotation(store, project.id, config, kind=args.teacher, limit=args.limit)
+        if args.plan:
+            print(json.dumps(plan))
+            return 0
+        if args.teacher == "offline":
+            teacher = OfflineTeacher(shared_encoder(args.model))
+        else:
+            if not args.model:
+                raise TeacherError("--model is required with --teacher openai.")
+            teacher = LLMTeacher.connect(base_url=args.base_url, model=args.model,
+                                         timeout=args.timeout,
+                                         encoder=shared_encoder() if config.shots else None)
+            print(f"Plan: {plan['requests']} requests, ~{plan['prompt_tokens']} prompt and "
+                  f"~{plan['completion_tokens']} completion tokens, ~${plan['cost']:.4f}.",
+                  file=sys.stderr)
+        summary = annotate_project(store, project.id, teacher, config, limit=args.limit,
+                                   progress=ProgressBar("annotate"))
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        errors = ", ".join(f"{k} {v}" for k, v in summary.errors.items()) or "none"
+        print(f"Run #{summary.run_id} {summary.status}: {summary.annotated} annotated now, "
+              f"{summary.already_done} already done, {summary.failed} failed (errors: "
+              f"{errors}); {summary.requests} requests, {summary.cached} cached replies, "
+              f"{summary.prompt_tokens + summary.completion_tokens} tokens, "
+              f"${summary.cost:.4f}.")
+    return 0 if summary.status == "done" else 3
+
+
 @command("demo")
 def cmd_demo(args) -> int:
     with _open(args, create=True) as store:
@@ -133,6 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("metrics", "print coverage, set sizes and accuracies")
     p.add_argument("--json", action="store_true")
+
+    p = add("annotate", "label the samples with the teacher (candidate sets)")
+    p.add_argument("--teacher", choices=["offline", "openai"], default="offline")
+    p.add_argument("--strategy", choices=list(STRATEGIES), default="ca_add")
+    p.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
+                        "(key from OPENAI_API_KEY)")
+    p.add_argument("--model", default=None,
+                   help="LLM name (openai) or local encoder directory (offline)")
+    d = TeacherConfig()
+    p.add_argument("--concurrency", type=int, default=d.concurrency)
+    p.add_argument("--shots", type=int, default=d.shots)
+    p.add_argument("--samples", type=int, default=d.samples, help="K replies for sc")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="labels kept for sc")
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--timeout", type=float, default=d.timeout)
+    p.add_argument("--max-retries", type=int, default=d.max_retries)
+    p.add_argument("--price-in", type=float, default=0.0, help="$ per 1k prompt tokens")
+    p.add_argument("--price-out", type=float, default=0.0, help="$ per 1k completion tokens")
+    p.add_argument("--softmax-temperature", type=float, default=d.softmax_temperature)
+    p.add_argument("--r-add", type=float, default=d.r_add)
+    p.add_argument("--r-all", type=float, default=d.r_all)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    p.add_argument("--plan", action="store_true", help="print the plan and spend nothing")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
     p = add("demo", "load the bundled demo project", project=False)
     p.add_argument("--if-missing", action="store_true",

@@ -1,0 +1,309 @@
+"""The teacher: candidate annotation behind one interface, and the run that records it.
+
+Two teachers share :class:`Teacher`'s shape: :class:`OfflineTeacher` (zero-shot label
+ranking with the sentence encoder; no key, no network) and ``llm_teacher.LLMTeacher``
+(any OpenAI-compatible server). :func:`annotate_project` resumes the run with the same
+settings, skips samples already annotated, writes each result to SQLite as it arrives and
+returns a summary that counts every kind of failure.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .prompts import STRATEGIES, is_multi
+from .records import LabelSchema, Sample, TeacherError
+
+Progress = Callable[[int, int, dict], None]
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Settings of one annotation run. Defaults follow the paper (temperature 0.3, 10
+    shots) and, for the offline teacher, our measurements (bench/RESULTS.md)."""
+
+    strategy: str = "ca_add"
+    temperature: float = 0.3
+    shots: int = 10
+    concurrency: int = 8
+    samples: int = 5          # K replies for the sc strategy
+    top_k: int = 2            # keep the k most frequent labels of those K (1 = majority vote)
+    max_tokens: int = 200
+    timeout: float = 60.0
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    price_in_per_1k: float = 0.0
+    price_out_per_1k: float = 0.0
+    pool_size: int = 100      # generated demonstrations when no human labels exist
+    # offline teacher: softmax temperature over cosine similarities and keep-ratios
+    softmax_temperature: float = 0.05
+    r_add: float = 0.5
+    r_all: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise TeacherError(f"Unknown strategy {self.strategy!r}: use one of "
+                               f"{', '.join(STRATEGIES)}.")
+        if self.concurrency < 1:
+            raise TeacherError("Concurrency must be at least 1.")
+        if self.strategy == "sc" and not 1 <= self.top_k <= max(self.samples, 1):
+            raise TeacherError("For sc, --top-k must be between 1 and --samples.")
+        if not 0 < self.r_add <= 1 or not 0 < self.r_all <= 1:
+            raise TeacherError("r_add and r_all must be in (0, 1].")
+
+    def identity(self, teacher: str) -> dict:
+        """The settings that change answers: two runs with equal identity are one run."""
+        keys = ["strategy"]
+        if teacher == "offline":
+            keys += ["softmax_temperature"] + {"ca_add": ["r_add"], "ca_all": ["r_all"],
+                                                "sc": ["samples", "top_k", "seed"]}.get(
+                self.strategy, [])
+        else:
+            keys += ["temperature", "shots", "max_tokens"]
+            if self.strategy == "sc":
+                keys += ["samples", "top_k"]
+        values = asdict(self)
+        return {k: values[k] for k in keys}
+
+
+@dataclass
+class SampleResult:
+    """One sample's annotation, or the reason there is none (``error_kind``)."""
+
+    candidates: list[str] | None
+    label: str | None
+    confidence: float | None = None
+    raw: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    cache_key: str | None = None
+    requests: int = 0
+    cached: int = 0
+
+
+class Teacher(Protocol):
+    kind: str   # "offline" or "openai": part of a run's identity
+    model: str
+
+    def annotate(self, schema: LabelSchema, samples: Sequence[Sample], config: TeacherConfig,
+                 *, on_result: Callable[[Sample, SampleResult], None],
+                 cancel: threading.Event, context: dict) -> None:
+        """Call ``on_result`` once per sample as results arrive; stop early on ``cancel``."""
+
+
+# --------------------------------------------------------------------------- offline
+def rank_labels(similarities: np.ndarray, *, temperature: float) -> np.ndarray:
+    """Softmax over label similarities; shape (n, C) -> (n, C)."""
+    z = similarities / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def candidate_sets(probs: np.ndarray, *, strategy: str, r_add: float, r_all: float,
+                   samples: int = 5, top_k: int = 2, seed: int = 0) -> list[list[int]]:
+    """Label indices per row, most probable first.
+
+    ``sa``: the top label. ``ca_add``: the top label plus labels with probability >=
+    ``r_add`` x the top one. ``ca_all``: the same with ``r_all`` (a lower ratio, larger
+    sets). ``sc``: ``samples`` draws from the distribution, the ``top_k`` most frequent.
+    """
+    order = np.argsort(-probs, axis=1)
+    if strategy in ("sa", "select"):
+        return [[int(row[0])] for row in order]
+    if strategy == "sc":
+        rng = np.random.default_rng(seed)
+        out = []
+        for p in probs:
+            draws = Counter(rng.choice(len(p), size=samples, p=p).tolist())
+            out.append([c for c, _ in sorted(draws.items(), key=lambda x: (-x[1], -p[x[0]]))]
+                       [:top_k])
+        return out
+    ratio = r_add if strategy == "ca_add" else r_all
+    top = probs.max(axis=1, keepdims=True)
+    keep = probs >= ratio * top
+    return [[int(j) for j in row if keep[i, j]] for i, row in enumerate(order)]
+
+
+class OfflineTeacher:
+    """Zero-shot teacher: cosine similarity between each text and "name: description" of
+    each label, softmax with a temperature. Works with no key and no network."""
+
+    kind = "offline"
+
+    def __init__(self, encoder, *, batch_size: int = 256):
+        self.encoder = encoder
+        self.model = encoder.name
+        self.batch_size = batch_size
+
+    def label_probabilities(self, schema: LabelSchema, texts: list[str], *,
+                            temperature: float) -> np.ndarray:
+        label_vecs = self.encoder.encode([f"{l.name.replace('_', ' ')}: {l.description}"
+                                          for l in schema.labels])
+        return rank_labels(self.encoder.encode(texts) @ label_vecs.T, temperature=temperature)
+
+    def annotate(self, schema, samples, config, *, on_result, cancel, context) -> None:
+        if config.strategy == "select":
+            raise TeacherError("The select strategy asks an LLM to choose from its own "
+                               "candidates; use --teacher openai.")
+        names = schema.names
+        for start in range(0, len(samples), self.batch_size):
+            if cancel.is_set():
+                return
+            batch = samples[start:start + self.batch_size]
+            t0 = time.perf_counter()
+            probs = self.label_probabilities(schema, [s.text for s in batch],
+                                             temperature=config.softmax_temperature)
+            sets = candidate_sets(probs, strategy=config.strategy, r_add=config.r_add,
+                                  r_all=config.r_all, samples=config.samples,
+                                  top_k=config.top_k, seed=config.seed + start)
+            ms = (time.perf_counter() - t0) * 1000 / max(len(batch), 1)
+            for sample, p, idx in zip(batch, probs, sets):
+                on_result(sample, SampleResult(
+                    candidates=[names[j] for j in idx], label=names[idx[0]],
+                    confidence=float(p[idx[0]]), latency_ms=ms,
+                    raw=" ".join(f"{names[j]}={p[j]:.3f}" for j in np.argsort(-p)[:5])))
+
+
+# ------------------------------------------------------------------------ the run
+@dataclass
+class RunSummary:
+    run_id: int
+    total: int = 0
+    already_done: int = 0
+    annotated: int = 0
+    failed: int = 0
+    requests: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    errors: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    status: str = "running"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["errors"] = dict(self.errors)
+        return d
+
+
+def select_samples(store, project_id: int, *, limit: int | None) -> list[Sample]:
+    return store.samples(project_id, limit=limit)
+
+
+def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherConfig, *,
+                     limit: int | None = None, progress: Progress | None = None,
+                     cancel: threading.Event | None = None) -> RunSummary:
+    """Annotate the project's samples (the first ``limit`` in import order), resuming the
+    newest run with the same teacher, model and settings."""
+    cancel = cancel or threading.Event()
+    schema = store.label_schema(project_id)
+    samples = select_samples(store, project_id, limit=limit)
+    if not samples:
+        raise TeacherError("The project has no samples: import a CSV first.")
+    identity = config.identity(teacher.kind)
+    context: dict = {"store": store, "project_id": project_id}
+    if config.strategy == "select":
+        base = _select_base_run(store, project_id)
+        context["base_candidates"] = {r["sample_id"]: r["candidates"]
+                                      for r in store.annotations(base["id"]) if r["candidates"]}
+        identity["base_run"] = base["id"]
+    run_id = store.find_teacher_run(project_id, teacher=teacher.kind, model=teacher.model,
+                                    strategy=config.strategy, params=identity)
+    if run_id is None:
+        run_id = store.create_teacher_run(project_id, teacher=teacher.kind, model=teacher.model,
+                                          strategy=config.strategy, params=identity)
+    else:
+        store.set_teacher_run_status(run_id, "running")
+    done = store.done_sample_ids(run_id)
+    todo = [s for s in samples if s.id not in done]
+    summary = RunSummary(run_id=run_id, total=len(samples), already_done=len(samples) - len(todo))
+    start = time.perf_counter()
+    lock = threading.Lock()
+
+    def on_result(sample: Sample, result: SampleResult) -> None:
+        store.record_annotation(run_id, sample.id, candidates=result.candidates,
+                                label=result.label, confidence=result.confidence,
+                                raw=result.raw, prompt_tokens=result.prompt_tokens,
+                                completion_tokens=result.completion_tokens,
+                                latency_ms=result.latency_ms, error_kind=result.error_kind,
+                                error=result.error, cache_key=result.cache_key)
+        with lock:
+            summary.requests += result.requests
+            summary.cached += result.cached
+            summary.prompt_tokens += result.prompt_tokens
+            summary.completion_tokens += result.completion_tokens
+            if result.error_kind:
+                summary.failed += 1
+                summary.errors[result.error_kind] += 1
+            else:
+                summary.annotated += 1
+            summary.cost = (summary.prompt_tokens * config.price_in_per_1k
+                            + summary.completion_tokens * config.price_out_per_1k) / 1000
+            if progress:
+                progress(summary.already_done + summary.annotated + summary.failed,
+                         summary.total, summary.to_dict())
+
+    if progress:
+        progress(summary.already_done, summary.total, summary.to_dict())
+    try:
+        teacher.annotate(schema, todo, config, on_result=on_result, cancel=cancel,
+                         context=context)
+    except BaseException as exc:
+        summary.status = "failed"
+        summary.seconds = time.perf_counter() - start
+        store.set_teacher_run_status(run_id, "failed", {**summary.to_dict(),
+                                                        "error": str(exc)[:500]})
+        raise
+    summary.seconds = time.perf_counter() - start
+    if cancel.is_set():
+        summary.status = "cancelled"
+    elif summary.failed:
+        summary.status = "incomplete"
+    else:
+        summary.status = "done"
+    store.set_teacher_run_status(run_id, summary.status, summary.to_dict())
+    return summary
+
+
+def _select_base_run(store, project_id: int) -> dict:
+    for run in store.teacher_runs(project_id):
+        if is_multi(run["strategy"]) and store.done_sample_ids(run["id"]):
+            return run
+    raise TeacherError("The select strategy needs a candidate run first (ca_add, ca_all or "
+                       "sc).")
+
+
+def plan_annotation(store, project_id: int, config: TeacherConfig, *, kind: str,
+                    limit: int | None = None) -> dict:
+    """What a run would cost before spending: requests, estimated tokens and cost."""
+    schema = store.label_schema(project_id)
+    samples = select_samples(store, project_id, limit=limit)
+    if kind == "offline":
+        return {"samples": len(samples), "requests": 0, "prompt_tokens": 0,
+                "completion_tokens": 0, "cost": 0.0}
+    from .prompts import build_messages
+    mean_chars = float(np.mean([len(s.text) for s in samples])) if samples else 0.0
+    system = sum(len(m["content"]) for m in build_messages(schema, config.strategy, ""))
+    per_request_in = (system + mean_chars * (1 + config.shots) + 30 * config.shots) / 4
+    per_request_out = 12 if not is_multi(config.strategy) else 8 + 6 * min(3, len(schema.labels))
+    factor = config.samples if config.strategy == "sc" else 1
+    requests = len(samples) * factor
+    pool_requests = len(schema.labels) if config.shots > 0 else 0
+    prompt_tokens = int(requests * per_request_in)
+    completion_tokens = int(requests * per_request_out + pool_requests * 400)
+    return {"samples": len(samples), "requests": requests + pool_requests,
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "cost": round((prompt_tokens * config.price_in_per_1k
+                           + completion_tokens * config.price_out_per_1k) / 1000, 4)}
+
