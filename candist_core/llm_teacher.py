@@ -88,6 +88,9 @@ class LLMTeacher:
         self.encoder = encoder
         self.secrets = tuple(s for s in secrets if s)
         self.structured_mode = STRUCTURED_MODES[0]
+        # Until one structured request succeeds, an error status may mean "this server
+        # does not take this response_format" (llama.cpp answers 500, others 400/422).
+        self.structured_confirmed = False
         self.timing = {"wait_s": 0.0, "busy_s": 0.0, "jobs": 0}
         self.max_in_flight = 0
         self._in_flight = 0
@@ -249,12 +252,17 @@ class LLMTeacher:
                     model=self.model, messages=messages, timeout=config.timeout,
                     **params, **extra)
                 kind = None
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if mode != "none":
-                    # The server rejects this response_format: try the next, simpler one.
+            except (openai.BadRequestError, openai.UnprocessableEntityError,
+                    openai.InternalServerError) as exc:
+                if mode != "none" and not self.structured_confirmed:
+                    # The server may reject this response_format: try the next, simpler one.
                     self._downgrade(mode)
                     continue
-                kind, detail, wait = "bad_request", self._describe(exc), None
+                if exc.status_code >= 500:
+                    kind, detail, wait = "server_error", self._describe(exc), \
+                        retry_after_seconds(exc)
+                else:
+                    kind, detail, wait = "bad_request", self._describe(exc), None
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise _Fatal(f"The server refused the API key ({exc.status_code}): check the "
                              f"key for this server.") from None
@@ -281,6 +289,8 @@ class LLMTeacher:
                 latency += elapsed
                 self.timing["wait_s"] += elapsed
             if kind is None:
+                if mode != "none":
+                    self.structured_confirmed = True
                 return self._read_response(response, requests, latency)
             retryable = kind in ("rate_limit", "timeout", "connection", "server_error",
                                  "malformed_response")
