@@ -145,11 +145,11 @@ class OfflineTeacher:
         self.model = encoder.name
         self.batch_size = batch_size
 
-    def label_probabilities(self, schema: LabelSchema, texts: list[str], *,
-                            temperature: float) -> np.ndarray:
+    def similarities(self, schema: LabelSchema, texts: list[str]) -> np.ndarray:
+        """Cosine similarity of each text to "name: description" of each label, (n, C)."""
         label_vecs = self.encoder.encode([f"{l.name.replace('_', ' ')}: {l.description}"
                                           for l in schema.labels])
-        return rank_labels(self.encoder.encode(texts) @ label_vecs.T, temperature=temperature)
+        return self.encoder.encode(texts) @ label_vecs.T
 
     def annotate(self, schema, samples, config, *, on_result, cancel, context) -> None:
         if config.strategy == "select":
@@ -161,8 +161,8 @@ class OfflineTeacher:
                 return
             batch = samples[start:start + self.batch_size]
             t0 = time.perf_counter()
-            probs = self.label_probabilities(schema, [s.text for s in batch],
-                                             temperature=config.softmax_temperature)
+            probs = rank_labels(self.similarities(schema, [s.text for s in batch]),
+                                temperature=config.softmax_temperature)
             sets = candidate_sets(probs, strategy=config.strategy, r_add=config.r_add,
                                   r_all=config.r_all, samples=config.samples,
                                   top_k=config.top_k, seed=config.seed + start)
