@@ -16,13 +16,15 @@ from typing import Callable
 from . import demo
 from .exporting import ExportOptions, write_export
 from .importing import ImportOptions, import_csv
-from .encoder import shared_encoder
+from .distill import distill_project
+from .encoder import device_description, pick_device, shared_encoder
 from .llm_teacher import LLMTeacher
-from .metrics import project_metrics
+from .metrics import project_metrics, student_run_metrics
 from .prompts import STRATEGIES
 from .records import CandistError, ProjectError, TeacherError
 from .schema import load_schema
 from .store import Store
+from .student import METHODS, StudentConfig, with_overrides
 from .teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -164,6 +166,39 @@ def cmd_annotate(args) -> int:
     return 0 if summary.status == "done" else 3
 
 
+@command("distill")
+def cmd_distill(args) -> int:
+    config = with_overrides(StudentConfig(method=args.method), epochs=args.epochs, lr=args.lr,
+                            max_length=args.max_length, batch_size=args.batch_size,
+                            device=args.device, model=args.model, seed=args.seed,
+                            delta=args.delta, gamma=args.gamma, tau=args.tau)
+    bar = ProgressBar("distill")
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        device = device_description(pick_device(config.device))
+        print(f"Training {config.method} on {device}.", file=sys.stderr)
+
+        def on_epoch(m: dict) -> None:
+            parts = [f"epoch {m['epoch']}", f"loss {m['loss']:.3f}"]
+            if config.method == "candist":
+                parts += [f"|D_out| {m['d_out']}", f"|D_sl| {m['d_sl']}", f"|D_hc| {m['d_hc']}"]
+            parts.append(f"{m['validation']} {m['selection_score']:.3f}")
+            print("\n" + ", ".join(parts), file=sys.stderr, flush=True)
+
+        run_id = distill_project(store, project.id, config, on_epoch=on_epoch,
+                                 on_step=lambda d, t: bar(d, t))
+        run = store.student_run(run_id)
+        metrics = student_run_metrics(store, run, project.id)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        acc = metrics["accuracy"]
+        print(f"Student run #{run_id} {run['status']}: best epoch {run['best_epoch']} of "
+              f"{metrics['epochs_run']}" + (f", accuracy vs gold {acc:.3f}" if acc is not None
+                                            else "") + ".")
+    return 0
+
+
 @command("demo")
 def cmd_demo(args) -> int:
     with _open(args, create=True) as store:
@@ -234,6 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument("--plan", action="store_true", help="print the plan and spend nothing")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+    p = add("distill", "train the student on the latest teacher run")
+    p.add_argument("--method", choices=list(METHODS), default="candist")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    p.add_argument("--model", default=None, help="local transformers model directory")
+    p.add_argument("--delta", type=float, default=None)
+    p.add_argument("--gamma", type=float, default=None)
+    p.add_argument("--tau", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the student metrics as JSON")
 
     p = add("demo", "load the bundled demo project", project=False)
     p.add_argument("--if-missing", action="store_true",

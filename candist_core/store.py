@@ -9,7 +9,9 @@ connection so a store can be shared between Streamlit sessions and a training th
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -112,7 +114,8 @@ _MIGRATIONS: dict[int, str] = {
         epochs TEXT NOT NULL DEFAULT '[]',
         best_epoch INTEGER,
         checkpoint TEXT,
-        error TEXT
+        error TEXT,
+        worker TEXT
     );
     CREATE TABLE predictions (
         run_id INTEGER NOT NULL REFERENCES student_runs(id) ON DELETE CASCADE,
@@ -467,11 +470,12 @@ class Store:
     # ----------------------------------------------------------------- student
     def create_student_run(self, project_id: int, *, teacher_run_id: int | None, method: str,
                            config: dict) -> int:
+        """A run marked 'running' by this process (its pid, to tell a dead run later)."""
         return self._write(
             "INSERT INTO student_runs (project_id, teacher_run_id, method, config, status, "
-            "created) VALUES (?,?,?,?,?,?)",
+            "created, worker) VALUES (?,?,?,?,?,?,?)",
             [project_id, teacher_run_id, method, json.dumps(config, sort_keys=True), "running",
-             now()])
+             now(), _worker_id()])
 
     def record_student_epoch(self, run_id: int, metrics: dict) -> None:
         with self._atomic():
@@ -487,12 +491,16 @@ class Store:
                     [status, best_epoch, checkpoint, error, now(), run_id])
 
     def fail_stale_student_runs(self, project_id: int) -> int:
-        """Runs left 'running' by a killed process are marked failed (resumable by re-run)."""
-        with self._lock:
-            return self.db.execute(
-                "UPDATE student_runs SET status = 'failed', error = 'interrupted: the process "
-                "stopped before the run finished', finished = ? WHERE project_id = ? AND "
-                "status = 'running'", [now(), project_id]).rowcount
+        """Runs left 'running' by a process that no longer exists are marked failed; their
+        predictions were never written (that happens in one transaction at the end)."""
+        stale = [r["id"] for r in self._rows(
+            "SELECT id, worker FROM student_runs WHERE project_id = ? AND status = 'running'",
+            [project_id]) if not _worker_alive(r["worker"])]
+        for run_id in stale:
+            self._write("UPDATE student_runs SET status = 'failed', error = 'interrupted: the "
+                        "process stopped before the run finished; start it again', "
+                        "finished = ? WHERE id = ?", [now(), run_id])
+        return len(stale)
 
     def student_run(self, run_id: int) -> dict:
         row = self._one("SELECT * FROM student_runs WHERE id = ?", [run_id])
@@ -578,6 +586,25 @@ class Store:
             "student_runs": one("SELECT COUNT(*) AS n FROM student_runs WHERE project_id = ? "
                                 "AND status = 'done'", [project_id]),
         }
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _worker_alive(worker: str | None) -> bool:
+    if not worker or ":" not in worker:
+        return False
+    host, pid = worker.rsplit(":", 1)
+    if host != socket.gethostname():
+        return True  # another machine's run: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def _decode_run(row: dict) -> dict:

@@ -1,4 +1,5 @@
 """The store: projects, migrations, append-only decisions with undo, durability settings."""
+import socket
 import sqlite3
 
 import numpy as np
@@ -123,9 +124,14 @@ def test_predictions_round_trip_probabilities(store):
     np.testing.assert_allclose(rows[1]["probs"], probs[1])
 
 
-def test_a_killed_run_left_running_is_marked_failed(store):
+def test_a_run_left_running_by_a_dead_process_is_marked_failed(store):
     project, _ = _project_with_samples(store)
-    run = store.create_student_run(project.id, teacher_run_id=None, method="candist",
-                                   config={})
+    live = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                    config={})
+    dead = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                    config={})
+    store.db.execute("UPDATE student_runs SET worker = ? WHERE id = ?",
+                     [f"{socket.gethostname()}:999999999", dead])
     assert store.fail_stale_student_runs(project.id) == 1
-    assert store.student_run(run)["status"] == "failed"
+    assert store.student_run(dead)["status"] == "failed"
+    assert store.student_run(live)["status"] == "running"

@@ -1,0 +1,119 @@
+"""A distillation run of a project: gather targets from the store, train, record.
+
+The trainer (:mod:`student`) knows nothing of SQLite; this module turns the latest
+teacher run and the human decisions into :class:`TrainingData`, records every epoch as it
+ends, writes all predictions in one transaction at the end (so an interrupted run is never
+half-written) and saves the checkpoint under ``<database folder>/models/``.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import torch
+
+from .records import StudentError
+from .student import Distiller, StudentConfig, TrainingData
+
+
+def training_data(store, project_id: int, *, method: str, teacher_run_id: int | None = None
+                  ) -> tuple[TrainingData, dict | None]:
+    """Candidate masks from the teacher run (its single label for ``sa``), human labels
+    as fixed targets (skips keep the teacher's set), gold labels for reporting only."""
+    schema = store.label_schema(project_id)
+    names = schema.names
+    index = {n: i for i, n in enumerate(names)}
+    run = (store.teacher_run(teacher_run_id) if teacher_run_id
+           else store.latest_teacher_run(project_id))
+    annotations = {}
+    if run is not None:
+        annotations = {r["sample_id"]: r for r in store.annotations(run["id"])
+                       if r["candidates"]}
+    decisions = store.current_decisions(project_id)
+    human = {sid: d["label"] for sid, d in decisions.items()
+             if d["action"] == "label" and d["label"] in index}
+    if not annotations and not human:
+        raise StudentError("No teacher annotations and no human labels yet: run 'annotate' "
+                           "first.")
+    samples = store.samples(project_id)
+    n, c = len(samples), len(names)
+    cand = torch.zeros((n, c), dtype=torch.bool)
+    human_idx = torch.full((n,), -1, dtype=torch.long)
+    gold = torch.full((n,), -1, dtype=torch.long)
+    for i, sample in enumerate(samples):
+        row = annotations.get(sample.id)
+        if row is not None:
+            labels = [row["label"]] if method == "sa" else row["candidates"]
+            for label in labels:
+                if label in index:
+                    cand[i, index[label]] = True
+        if sample.id in human:
+            human_idx[i] = index[human[sample.id]]
+        if sample.gold in index:
+            gold[i] = index[sample.gold]
+    data = TrainingData([s.id for s in samples], [s.text for s in samples], names, cand,
+                        human_idx, gold)
+    return data, run
+
+
+def checkpoint_dir(store, project_name: str, run_id: int) -> Path:
+    base = store.path.parent if str(store.path) != ":memory:" else Path("data")
+    return base / "models" / project_name / f"run-{run_id}"
+
+
+def distill_project(store, project_id: int, config: StudentConfig, *,
+                    on_epoch=None, on_step=None, cancel: threading.Event | None = None,
+                    save_checkpoint: bool = True, model=None, tokenizer=None) -> int:
+    """Train a student on the project's latest teacher run; returns the student run id.
+    ``model``/``tokenizer`` replace the configured model (tests pass a tiny one)."""
+    store.fail_stale_student_runs(project_id)
+    data, teacher_run = training_data(store, project_id, method=config.method)
+    run_id = store.create_student_run(project_id,
+                                      teacher_run_id=teacher_run["id"] if teacher_run else None,
+                                      method=config.method, config=_jsonable(config))
+
+    def record_epoch(metrics: dict) -> None:
+        store.record_student_epoch(run_id, metrics)
+        if on_epoch:
+            on_epoch(metrics)
+
+    trainer = Distiller(config, model=model, tokenizer=tokenizer, on_epoch=record_epoch,
+                        on_step=on_step, cancel=cancel)
+    try:
+        result = trainer.fit(data)
+        store.write_predictions(run_id, data.sample_ids, result.probs, data.labels,
+                                out_of_candidate=result.flags["out_of_candidate"],
+                                high_confidence=result.flags["high_confidence"],
+                                small_loss=result.flags["small_loss"])
+        path = None
+        if save_checkpoint and result.state is not None:
+            project = next(p for p in store.list_projects() if p.id == project_id)
+            path = str(save_student(trainer, result, data.labels,
+                                    checkpoint_dir(store, project.name, run_id)))
+    except BaseException as exc:
+        store.finish_student_run(run_id, status="failed", error=str(exc)[:500] or
+                                 type(exc).__name__)
+        raise
+    store.finish_student_run(run_id, status="cancelled" if result.cancelled else "done",
+                             best_epoch=result.best_epoch, checkpoint=path)
+    return run_id
+
+
+def save_student(trainer: Distiller, result, labels: list[str], path: Path) -> Path:
+    """The encoder and tokenizer in transformers format plus the head and label names."""
+    path.mkdir(parents=True, exist_ok=True)
+    model = trainer._model
+    model.load_state_dict(result.state)
+    model.encoder.save_pretrained(path)
+    trainer._tokenizer.save_pretrained(path)
+    torch.save(model.head.state_dict(), path / "head.pt")
+    (path / "labels.json").write_text(json.dumps({"labels": labels,
+                                                  "max_length": result.max_length}))
+    return path
+
+
+def _jsonable(config: StudentConfig) -> dict:
+    d = config.to_dict()
+    d["components"] = dict(d["components"])
+    return d

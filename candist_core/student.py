@@ -1,0 +1,432 @@
+"""The student: a transformers encoder fine-tuned on the teacher's candidate sets with
+Distribution Refinery (method page §4), plus the ``sa`` and ``uniform`` baselines in the
+same loop so they are compared with the same budget and model-selection rule.
+
+:class:`Distiller` is the trainer: data, model and config come in, side effects leave
+through callbacks. Model selection needs no gold labels: held-out human decisions when
+there are enough, else agreement with the candidate sets on a held-back slice of
+teacher-annotated samples the student never trains on.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoder import mean_pool, pick_device, resolve_model
+from .records import StudentError
+from .refinery import (PLAIN, Components, Partition, partition, refined_targets,
+                       soft_cross_entropy, uniform_targets)
+
+METHODS = ("candist", "sa", "uniform")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Training settings; the defaults are the recommended ones (bench/RESULTS.md)."""
+
+    method: str = "candist"
+    model: str | None = None        # local transformers directory; default MiniLM-L6
+    epochs: int = 6
+    warmup_epochs: int = 1          # epochs on re-normalised targets before refinery sets
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06      # linear LR warm-up share of all steps, then linear decay
+    batch_size: int = 32
+    max_length: int | None = None   # None: 95th percentile of token lengths, capped at 128
+    delta: float = 0.5
+    gamma: float = 0.85
+    tau: float = 0.95
+    components: Components = field(default_factory=Components)
+    consistency: float = 0.25       # share of each batch given an augmented view (0: off)
+    augment_p: float = 0.15         # token masking rate of the augmented view
+    mixup: bool = True              # mixup of pooled embeddings and targets, Beta(4, 4)
+    mixup_alpha: float = 4.0
+    eta_max: float = 1.0            # weight of the regularisers, ramped 0 -> eta_max
+    holdout: float = 0.1            # held-back share for label-free model selection
+    max_holdout: int = 500
+    min_human_validation: int = 20  # human labels needed to select on them instead
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise StudentError(f"Unknown method {self.method!r}: use candist, sa or uniform.")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise StudentError("Epochs and batch size must be at least 1.")
+        if self.max_length is not None and not 8 <= self.max_length <= 512:
+            raise StudentError("--max-length must be between 8 and 512.")
+        if not 0 < self.lr < 1:
+            raise StudentError("--lr must be between 0 and 1.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingData:
+    """Everything the trainer needs, as arrays aligned with ``sample_ids``.
+
+    ``cand``: (N, C) candidate masks (all False for samples with no annotation);
+    ``fixed``: rows with a human label, whose one-hot target is ``human``; ``gold``: the
+    gold class index or -1 (only ever used for reporting).
+    """
+
+    sample_ids: list[int]
+    texts: list[str]
+    labels: list[str]
+    cand: torch.Tensor
+    human: torch.Tensor
+    gold: torch.Tensor
+
+    @property
+    def fixed(self) -> torch.Tensor:
+        return self.human >= 0
+
+    @property
+    def trainable(self) -> torch.Tensor:
+        return self.fixed | self.cand.any(1)
+
+
+@dataclass
+class FitResult:
+    probs: np.ndarray                  # (N, C) final probabilities of every sample
+    history: list[dict]
+    best_epoch: int
+    flags: dict[str, np.ndarray]       # out_of_candidate, high_confidence, small_loss
+    state: dict | None = None          # best weights (for the checkpoint)
+    max_length: int = 0
+    cancelled: bool = False
+
+
+class StudentModel(nn.Module):
+    """Encoder + mean pooling + linear head (all-MiniLM-L6-v2 is trained for mean pooling)."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def embed(self, input_ids, attention_mask) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(pooled))
+
+    def forward(self, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.embed(input_ids, attention_mask)
+        return self.classify(pooled), pooled
+
+
+def load_student(model: str | None, num_labels: int) -> tuple[StudentModel, object]:
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    path = resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    encoder = AutoModel.from_pretrained(path)
+    return StudentModel(encoder, num_labels), tokenizer
+
+
+def choose_max_length(lengths: Sequence[int], *, cap: int = 128) -> int:
+    """95th percentile of token lengths, rounded up to a multiple of 8, within [16, cap]."""
+    if not lengths:
+        return 16
+    p95 = float(np.percentile(lengths, 95))
+    return int(min(cap, max(16, math.ceil(p95 / 8) * 8)))
+
+
+def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, *, mask_id: int,
+                special: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """The cheap offline stand-in for back-translation: mask a share ``p`` of the tokens."""
+    noise = torch.rand(input_ids.shape, generator=generator).to(input_ids.device)
+    maskable = attention_mask.bool() & ~special
+    out = input_ids.clone()
+    out[maskable & (noise < p)] = mask_id
+    return out
+
+
+class Distiller:
+    """Trains one student. ``on_epoch(metrics)`` and ``on_step(done, total)`` report
+    progress; ``cancel`` stops after the current batch (the best weights so far are kept)."""
+
+    def __init__(self, config: StudentConfig, *, model: StudentModel | None = None,
+                 tokenizer=None, on_epoch: Callable[[dict], None] | None = None,
+                 on_step: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None):
+        self.config = config
+        self._model, self._tokenizer = model, tokenizer
+        self.on_epoch = on_epoch or (lambda m: None)
+        self.on_step = on_step or (lambda d, t: None)
+        self.cancel = cancel or threading.Event()
+        self.device = pick_device(config.device)
+
+    # ----------------------------------------------------------------- helpers
+    def _tokenize(self, texts: list[str], max_length: int | None) -> tuple[list[list[int]], int]:
+        enc = self._tokenizer(texts, truncation=True, max_length=512, add_special_tokens=True)
+        ids = enc["input_ids"]
+        if max_length is None:
+            max_length = choose_max_length([len(x) for x in ids])
+        return [x[:max_length - 1] + [x[-1]] if len(x) > max_length else x for x in ids], \
+            max_length
+
+    def _batch(self, ids: list[list[int]], rows: Sequence[int]):
+        width = max(len(ids[i]) for i in rows)
+        pad = self._tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, i in enumerate(rows):
+            input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
+            attention[j, :len(ids[i])] = 1
+        return input_ids.to(self.device), attention.to(self.device)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast("cpu", enabled=False)
+
+    @torch.inference_mode()
+    def predict(self, model: StudentModel, ids: list[list[int]], rows: Sequence[int],
+                *, batch_size: int = 128) -> torch.Tensor:
+        model.eval()
+        out = []
+        order = sorted(rows, key=lambda i: len(ids[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            with self._autocast():
+                logits, _ = model(*self._batch(ids, chunk))
+            out.append(F.softmax(logits.float(), 1).cpu())
+        probs = torch.cat(out) if out else torch.zeros((0, model.head.out_features))
+        result = torch.empty_like(probs)
+        result[_inverse(order, rows)] = probs
+        return result
+
+    # ------------------------------------------------------------------ train
+    def fit(self, data: TrainingData) -> FitResult:
+        cfg = self.config
+        _seed_everything(cfg.seed)
+        if self._model is None:
+            self._model, self._tokenizer = load_student(cfg.model, len(data.labels))
+        model = self._model.to(self.device)
+        n, num_labels = len(data.texts), len(data.labels)
+        ids, max_length = self._tokenize(data.texts, cfg.max_length)
+        cand = data.cand.clone()
+        fixed = data.fixed
+        fixed_targets = F.one_hot(data.human.clamp(min=0), num_labels).float()
+        trainable = data.trainable
+        train_rows, val_rows, val_kind = self._split(data, trainable)
+        if not train_rows:
+            raise StudentError("Nothing to train on: the teacher run has no candidate sets "
+                               "and there are no human labels.")
+        components = cfg.components if cfg.method == "candist" else PLAIN
+        regularise = cfg.method == "candist"
+        epoch_probs = uniform_targets(cand | fixed.unsqueeze(1))  # "p" before training
+        steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
+        warmup = max(1, int(cfg.warmup_ratio * total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
+            (s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
+        scaler = torch.amp.GradScaler("cuda", enabled=(
+            self.device.type == "cuda" and not torch.cuda.is_bf16_supported()))
+        generator = torch.Generator().manual_seed(cfg.seed)
+        special = torch.tensor(sorted(set(self._tokenizer.all_special_ids)))
+        mask_id = self._tokenizer.mask_token_id
+        if mask_id is None:
+            mask_id = self._tokenizer.unk_token_id or 0
+        beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha)
+        history: list[dict] = []
+        best = (-1.0, 0, None)
+        step = 0
+        cancelled = False
+        part = None
+        for epoch in range(1, cfg.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            refine = cfg.method == "candist" and epoch > cfg.warmup_epochs
+            if refine:
+                part = partition(epoch_probs, cand, delta=cfg.delta, tau=cfg.tau,
+                                 components=components, fixed=fixed)
+            seen_probs = epoch_probs.clone()
+            order = [train_rows[i] for i in torch.randperm(len(train_rows),
+                                                           generator=generator).tolist()]
+            losses = []
+            for start in range(0, len(order), cfg.batch_size):
+                if self.cancel.is_set():
+                    cancelled = True
+                    break
+                rows = order[start:start + cfg.batch_size]
+                idx = torch.tensor(rows)
+                input_ids, attention = self._batch(ids, rows)
+                with self._autocast():
+                    logits, pooled = model(input_ids, attention)
+                logits = logits.float()
+                probs = F.softmax(logits, 1).detach().cpu()
+                seen_probs[idx] = probs
+                targets, weights = self._targets(cfg, components, refine, part, probs, cand,
+                                                 idx, epoch_probs, fixed, fixed_targets)
+                targets, weights = targets.to(self.device), weights.to(self.device)
+                ce = soft_cross_entropy(logits, targets, logits=True)
+                loss = (weights * ce).sum() / weights.sum().clamp(min=1.0)
+                eta = cfg.eta_max * min(1.0, step / max(1, total_steps - 1))
+                if regularise and eta > 0:
+                    loss = loss + eta * self._regularisers(
+                        model, pooled, logits, targets, weights, input_ids, attention,
+                        special, mask_id, generator, beta)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                losses.append(float(loss.detach()))
+                self.on_step(step, total_steps)
+            epoch_probs = seen_probs
+            metrics = self._evaluate(model, data, ids, val_rows, val_kind, epoch_probs, cand,
+                                     epoch, losses, part, started)
+            history.append(metrics)
+            score = metrics["selection_score"]
+            if score > best[0] and not cancelled:
+                best = (score, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in
+                                                     model.state_dict().items()}))
+            self.on_epoch(metrics)
+            if cancelled:
+                break
+        if best[2] is not None:
+            model.load_state_dict(best[2])
+        final = self.predict(model, ids, list(range(n)))
+        final_part = partition(final, cand | (~cand.any(1, keepdim=True)), delta=cfg.delta,
+                               tau=cfg.tau, fixed=fixed)
+        flags = {"out_of_candidate": (final_part.out & cand.any(1)).numpy(),
+                 "high_confidence": final_part.high_conf.numpy(),
+                 "small_loss": final_part.small_loss.numpy()}
+        return FitResult(final.numpy(), history, best[1], flags, best[2], max_length,
+                         cancelled)
+
+    def _split(self, data: TrainingData, trainable: torch.Tensor):
+        """Training rows, validation rows and which kind of validation they are."""
+        cfg = self.config
+        rng = random.Random(cfg.seed)
+        human_rows = torch.nonzero(data.fixed).squeeze(1).tolist()
+        if len(human_rows) >= cfg.min_human_validation:
+            rng.shuffle(human_rows)
+            k = max(cfg.min_human_validation, int(0.3 * len(human_rows)))
+            val = sorted(human_rows[:k])
+            kind = "human"
+        else:
+            teacher_rows = torch.nonzero(data.cand.any(1) & ~data.fixed).squeeze(1).tolist()
+            rng.shuffle(teacher_rows)
+            k = min(cfg.max_holdout, int(cfg.holdout * len(teacher_rows)))
+            val = sorted(teacher_rows[:k])
+            kind = "candidates"
+        val_set = set(val)
+        train = [i for i in torch.nonzero(trainable).squeeze(1).tolist() if i not in val_set]
+        return train, val, kind
+
+    def _targets(self, cfg, components, refine, part, probs, cand, idx, epoch_probs, fixed,
+                 fixed_targets):
+        """Targets and weights of one batch: plain for the baselines (``sa`` trains on
+        one-hot sets), Eq. 1 during warm-up, Eq. 5 after it; human rows fixed."""
+        c, f = cand[idx], fixed[idx]
+        if cfg.method in ("sa", "uniform"):
+            targets = torch.where(f.unsqueeze(1), fixed_targets[idx], uniform_targets(c))
+            return targets, torch.ones(len(idx))
+        if refine:
+            batch_part = Partition(part.out[idx], part.small_loss[idx], part.high_conf[idx])
+        else:
+            none = torch.zeros(len(idx), dtype=torch.bool)
+            batch_part = Partition(none, none, none)
+        return refined_targets(probs, c, batch_part, gamma=cfg.gamma, components=components,
+                               anchor=epoch_probs[idx], fixed_targets=fixed_targets[idx],
+                               fixed=f)
+
+    def _regularisers(self, model, pooled, logits, targets, weights, input_ids, attention,
+                      special, mask_id, generator, beta) -> torch.Tensor:
+        cfg = self.config
+        total = torch.zeros((), device=self.device)
+        if cfg.mixup and len(pooled) > 1:
+            keep = torch.nonzero(weights > 0).squeeze(1)
+            if len(keep) > 1:
+                omega = float(beta.sample())
+                perm = keep[torch.randperm(len(keep), generator=generator).to(keep.device)]
+                mixed = omega * pooled[keep] + (1 - omega) * pooled[perm]
+                mixed_targets = omega * targets[keep] + (1 - omega) * targets[perm]
+                total = total + soft_cross_entropy(model.classify(mixed.float()), mixed_targets,
+                                                   logits=True).mean()
+        if cfg.consistency > 0:
+            k = max(1, int(round(cfg.consistency * len(input_ids))))
+            rows = torch.randperm(len(input_ids), generator=generator)[:k].to(self.device)
+            aug = mask_tokens(input_ids[rows], attention[rows], mask_id=mask_id,
+                              special=torch.isin(input_ids[rows].cpu(), special).to(self.device),
+                              p=cfg.augment_p, generator=generator)
+            with self._autocast():
+                aug_logits, _ = model(aug, attention[rows])
+            aug_logits = aug_logits.float()
+            w = weights[rows]
+            cr_in = (w * soft_cross_entropy(aug_logits, targets[rows], logits=True)).sum() \
+                / w.sum().clamp(min=1.0)
+            out = w == 0
+            cr_out = torch.zeros((), device=self.device)
+            if out.any():
+                cr_out = F.kl_div(F.log_softmax(aug_logits[out], 1),
+                                  F.softmax(logits[rows][out].detach(), 1),
+                                  reduction="batchmean")
+            total = total + cr_in + cr_out
+        return total
+
+    def _evaluate(self, model, data, ids, val_rows, val_kind, epoch_probs, cand, epoch,
+                  losses, part, started) -> dict:
+        metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
+                   "d_out": int(part.out.sum()) if part is not None else 0,
+                   "d_sl": int(part.small_loss.sum()) if part is not None else 0,
+                   "d_hc": int(part.high_conf.sum()) if part is not None else 0,
+                   "validation": val_kind, "human_accuracy": None, "gold_accuracy": None}
+        if val_rows:
+            probs = self.predict(model, ids, val_rows)
+            pred = probs.argmax(1)
+            rows = torch.tensor(val_rows)
+            if val_kind == "human":
+                score = float((pred == data.human[rows]).float().mean())
+                metrics["human_accuracy"] = score
+            else:
+                score = float(cand[rows].gather(1, pred.unsqueeze(1)).float().mean())
+            metrics["selection_score"] = score
+        else:
+            metrics["selection_score"] = float(epoch)  # nothing to select on: the last epoch
+        gold = data.gold >= 0
+        if gold.any():
+            # Training-mode predictions gathered during the epoch: a cheap running estimate.
+            pred = epoch_probs.argmax(1)
+            metrics["gold_accuracy"] = float((pred[gold] == data.gold[gold]).float().mean())
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        return metrics
+
+
+def _inverse(order: list[int], rows: Sequence[int]) -> torch.Tensor:
+    position = {row: j for j, row in enumerate(rows)}
+    return torch.tensor([position[i] for i in order], dtype=torch.long)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def with_overrides(config: StudentConfig, **overrides) -> StudentConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
