@@ -62,6 +62,7 @@ _MIGRATIONS: dict[int, str] = {
         params TEXT NOT NULL,
         status TEXT NOT NULL,
         created TEXT NOT NULL,
+        updated INTEGER NOT NULL,   -- use order: raised each time the run is (re)started
         finished TEXT,
         summary TEXT
     );
@@ -142,6 +143,9 @@ _CURRENT_DECISIONS = """
                            WHERE project_id = :project AND undoes IS NOT NULL)
           GROUP BY sample_id) latest ON latest.id = d.id
 """
+
+
+_NEXT_USE = "(SELECT COALESCE(MAX(updated), 0) + 1 FROM teacher_runs)"
 
 
 def now() -> str:
@@ -335,7 +339,7 @@ class Store:
                            strategy: str, params: dict) -> int:
         return self._write(
             "INSERT INTO teacher_runs (project_id, teacher, model, strategy, params, status, "
-            "created) VALUES (?,?,?,?,?,?,?)",
+            f"created, updated) VALUES (?,?,?,?,?,?,?,{_NEXT_USE})",
             [project_id, teacher, model, strategy, json.dumps(params, sort_keys=True),
              "running", now()])
 
@@ -350,8 +354,9 @@ class Store:
 
     def set_teacher_run_status(self, run_id: int, status: str,
                                summary: dict | None = None) -> None:
-        self._write("UPDATE teacher_runs SET status = ?, summary = ?, finished = ? "
-                    "WHERE id = ?",
+        self._write("UPDATE teacher_runs SET status = ?, summary = ?, finished = ?"
+                    + (f", updated = {_NEXT_USE}" if status == "running" else "")
+                    + " WHERE id = ?",
                     [status, json.dumps(summary) if summary is not None else None,
                      now() if status != "running" else None, run_id])
 
@@ -362,15 +367,17 @@ class Store:
         return _decode_run(row)
 
     def teacher_runs(self, project_id: int) -> list[dict]:
+        """Newest use first."""
         return [_decode_run(r) for r in self._rows(
-            "SELECT * FROM teacher_runs WHERE project_id = ? ORDER BY id DESC", [project_id])]
+            "SELECT * FROM teacher_runs WHERE project_id = ? ORDER BY updated DESC, id DESC",
+            [project_id])]
 
     def latest_teacher_run(self, project_id: int) -> dict | None:
-        """The newest run that produced at least one annotation."""
+        """The most recently used run (a resumed run counts as new) with annotations."""
         row = self._one(
             "SELECT t.* FROM teacher_runs t WHERE t.project_id = ? AND EXISTS "
             "(SELECT 1 FROM annotations a WHERE a.run_id = t.id AND a.candidates IS NOT NULL) "
-            "ORDER BY t.id DESC LIMIT 1", [project_id])
+            "ORDER BY t.updated DESC, t.id DESC LIMIT 1", [project_id])
         return _decode_run(row) if row else None
 
     def record_annotation(self, run_id: int, sample_id: int, *, candidates: list[str] | None,

@@ -38,6 +38,7 @@ class StudentConfig:
     model: str | None = None        # local transformers directory; default MiniLM-L6
     epochs: int = 6
     warmup_epochs: int = 1          # epochs on re-normalised targets before refinery sets
+    min_warmup_steps: int = 50      # ... and at least this many steps (small data sets)
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06      # linear LR warm-up share of all steps, then linear decay
@@ -231,85 +232,39 @@ class Distiller:
             raise StudentError("Nothing to train on: the teacher run has no candidate sets "
                                "and there are no human labels.")
         components = cfg.components if cfg.method == "candist" else PLAIN
-        regularise = cfg.method == "candist"
-        epoch_probs = uniform_targets(cand | fixed.unsqueeze(1))  # "p" before training
         steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
-        total_steps = steps_per_epoch * cfg.epochs
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
-                                      weight_decay=cfg.weight_decay)
-        warmup = max(1, int(cfg.warmup_ratio * total_steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
-            (s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
-        scaler = torch.amp.GradScaler("cuda", enabled=(
-            self.device.type == "cuda" and not torch.cuda.is_bf16_supported()))
-        generator = torch.Generator().manual_seed(cfg.seed)
-        special = torch.tensor(sorted(set(self._tokenizer.all_special_ids)))
-        mask_id = self._tokenizer.mask_token_id
-        if mask_id is None:
-            mask_id = self._tokenizer.unk_token_id or 0
-        beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha)
+        self._setup_optimisation(model, steps_per_epoch * cfg.epochs)
+        all_rows = list(range(n))
+        epoch_probs = uniform_targets(cand | fixed.unsqueeze(1))  # "p" before training
         history: list[dict] = []
-        best = (-1.0, 0, None)
-        step = 0
-        cancelled = False
+        best: tuple[float, int, dict | None, torch.Tensor | None] = (-math.inf, 0, None, None)
         part = None
+        cancelled = False
         for epoch in range(1, cfg.epochs + 1):
             started = time.perf_counter()
-            model.train()
-            refine = cfg.method == "candist" and epoch > cfg.warmup_epochs
-            if refine:
+            refine = (cfg.method == "candist" and epoch > cfg.warmup_epochs
+                      and self.step >= cfg.min_warmup_steps)
+            if refine:  # Algorithm 1: the epoch's D_out, D_sl, D_hc from the current model
                 part = partition(epoch_probs, cand, delta=cfg.delta, tau=cfg.tau,
                                  components=components, fixed=fixed)
-            seen_probs = epoch_probs.clone()
-            order = [train_rows[i] for i in torch.randperm(len(train_rows),
-                                                           generator=generator).tolist()]
-            losses = []
-            for start in range(0, len(order), cfg.batch_size):
-                if self.cancel.is_set():
-                    cancelled = True
-                    break
-                rows = order[start:start + cfg.batch_size]
-                idx = torch.tensor(rows)
-                input_ids, attention = self._batch(ids, rows)
-                with self._autocast():
-                    logits, pooled = model(input_ids, attention)
-                logits = logits.float()
-                probs = F.softmax(logits, 1).detach().cpu()
-                seen_probs[idx] = probs
-                targets, weights = self._targets(cfg, components, refine, part, probs, cand,
-                                                 idx, epoch_probs, fixed, fixed_targets)
-                targets, weights = targets.to(self.device), weights.to(self.device)
-                ce = soft_cross_entropy(logits, targets, logits=True)
-                loss = (weights * ce).sum() / weights.sum().clamp(min=1.0)
-                eta = cfg.eta_max * min(1.0, step / max(1, total_steps - 1))
-                if regularise and eta > 0:
-                    loss = loss + eta * self._regularisers(
-                        model, pooled, logits, targets, weights, input_ids, attention,
-                        special, mask_id, generator, beta)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                self.on_step(step, total_steps)
-            epoch_probs = seen_probs
-            metrics = self._evaluate(model, data, ids, val_rows, val_kind, epoch_probs, cand,
-                                     epoch, losses, part, started)
+            losses, cancelled = self._train_epoch(
+                model, ids, train_rows, cand, fixed, fixed_targets, components, refine, part,
+                epoch_probs)
+            # One eval-mode pass over every sample feeds the next epoch's sets, the model
+            # selection and, for the best epoch, the final predictions.
+            epoch_probs = self.predict(model, ids, all_rows)
+            metrics = self._evaluate(data, val_rows, val_kind, epoch_probs, cand, epoch,
+                                     losses, part, started)
             history.append(metrics)
-            score = metrics["selection_score"]
-            if score > best[0] and not cancelled:
-                best = (score, epoch, copy.deepcopy({k: v.detach().cpu() for k, v in
-                                                     model.state_dict().items()}))
+            if metrics["selection_score"] > best[0] and not cancelled:
+                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best = (metrics["selection_score"], epoch, state, epoch_probs)
             self.on_epoch(metrics)
             if cancelled:
                 break
+        final = best[3] if best[3] is not None else epoch_probs
         if best[2] is not None:
             model.load_state_dict(best[2])
-        final = self.predict(model, ids, list(range(n)))
         final_part = partition(final, cand | (~cand.any(1, keepdim=True)), delta=cfg.delta,
                                tau=cfg.tau, fixed=fixed)
         flags = {"out_of_candidate": (final_part.out & cand.any(1)).numpy(),
@@ -317,6 +272,60 @@ class Distiller:
                  "small_loss": final_part.small_loss.numpy()}
         return FitResult(final.numpy(), history, best[1], flags, best[2], max_length,
                          cancelled)
+
+    def _setup_optimisation(self, model: StudentModel, total_steps: int) -> None:
+        cfg = self.config
+        self.total_steps = total_steps
+        self.step = 0
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        warmup = max(1, int(cfg.warmup_ratio * total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(
+            (s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(
+            self.device.type == "cuda" and not torch.cuda.is_bf16_supported()))
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.special = torch.tensor(sorted(set(self._tokenizer.all_special_ids)))
+        mask_id = self._tokenizer.mask_token_id
+        self.mask_id = mask_id if mask_id is not None else (self._tokenizer.unk_token_id or 0)
+        self.beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha)
+
+    def _train_epoch(self, model, ids, train_rows, cand, fixed, fixed_targets, components,
+                     refine, part, epoch_probs) -> tuple[list[float], bool]:
+        cfg = self.config
+        model.train()
+        order = [train_rows[i] for i in torch.randperm(len(train_rows),
+                                                       generator=self.generator).tolist()]
+        losses = []
+        for start in range(0, len(order), cfg.batch_size):
+            if self.cancel.is_set():
+                return losses, True
+            rows = order[start:start + cfg.batch_size]
+            idx = torch.tensor(rows)
+            input_ids, attention = self._batch(ids, rows)
+            with self._autocast():
+                logits, pooled = model(input_ids, attention)
+            logits = logits.float()
+            targets, weights = self._targets(cfg, components, refine, part, cand, idx,
+                                             epoch_probs, fixed, fixed_targets)
+            targets, weights = targets.to(self.device), weights.to(self.device)
+            ce = soft_cross_entropy(logits, targets, logits=True)
+            loss = (weights * ce).sum() / weights.sum().clamp(min=1.0)
+            eta = cfg.eta_max * min(1.0, self.step / max(1, self.total_steps - 1))
+            if cfg.method == "candist" and eta > 0:
+                loss = loss + eta * self._regularisers(model, pooled, logits, targets, weights,
+                                                       input_ids, attention)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.step += 1
+            losses.append(float(loss.detach()))
+            self.on_step(self.step, self.total_steps)
+        return losses, False
 
     def _split(self, data: TrainingData, trainable: torch.Tensor):
         """Training rows, validation rows and which kind of validation they are."""
@@ -338,7 +347,7 @@ class Distiller:
         train = [i for i in torch.nonzero(trainable).squeeze(1).tolist() if i not in val_set]
         return train, val, kind
 
-    def _targets(self, cfg, components, refine, part, probs, cand, idx, epoch_probs, fixed,
+    def _targets(self, cfg, components, refine, part, cand, idx, epoch_probs, fixed,
                  fixed_targets):
         """Targets and weights of one batch: plain for the baselines (``sa`` trains on
         one-hot sets), Eq. 1 during warm-up, Eq. 5 after it; human rows fixed."""
@@ -351,18 +360,22 @@ class Distiller:
         else:
             none = torch.zeros(len(idx), dtype=torch.bool)
             batch_part = Partition(none, none, none)
-        return refined_targets(probs, c, batch_part, gamma=cfg.gamma, components=components,
-                               anchor=epoch_probs[idx], fixed_targets=fixed_targets[idx],
+        # Eq. 1 re-normalises the prediction of the end of the previous epoch (uniform over
+        # the set before the first), not the batch's own output: a target equal to the
+        # output being trained feeds back on itself and lets early mistakes win.
+        return refined_targets(epoch_probs[idx], c, batch_part, gamma=cfg.gamma,
+                               components=components, fixed_targets=fixed_targets[idx],
                                fixed=f)
 
-    def _regularisers(self, model, pooled, logits, targets, weights, input_ids, attention,
-                      special, mask_id, generator, beta) -> torch.Tensor:
-        cfg = self.config
+    def _regularisers(self, model, pooled, logits, targets, weights, input_ids, attention
+                      ) -> torch.Tensor:
+        """Mixup of pooled embeddings and targets, and consistency with a masked view."""
+        cfg, generator = self.config, self.generator
         total = torch.zeros((), device=self.device)
         if cfg.mixup and len(pooled) > 1:
             keep = torch.nonzero(weights > 0).squeeze(1)
             if len(keep) > 1:
-                omega = float(beta.sample())
+                omega = float(self.beta.sample())
                 perm = keep[torch.randperm(len(keep), generator=generator).to(keep.device)]
                 mixed = omega * pooled[keep] + (1 - omega) * pooled[perm]
                 mixed_targets = omega * targets[keep] + (1 - omega) * targets[perm]
@@ -371,8 +384,9 @@ class Distiller:
         if cfg.consistency > 0:
             k = max(1, int(round(cfg.consistency * len(input_ids))))
             rows = torch.randperm(len(input_ids), generator=generator)[:k].to(self.device)
-            aug = mask_tokens(input_ids[rows], attention[rows], mask_id=mask_id,
-                              special=torch.isin(input_ids[rows].cpu(), special).to(self.device),
+            aug = mask_tokens(input_ids[rows], attention[rows], mask_id=self.mask_id,
+                              special=torch.isin(input_ids[rows].cpu(),
+                                                 self.special).to(self.device),
                               p=cfg.augment_p, generator=generator)
             with self._autocast():
                 aug_logits, _ = model(aug, attention[rows])
@@ -389,29 +403,27 @@ class Distiller:
             total = total + cr_in + cr_out
         return total
 
-    def _evaluate(self, model, data, ids, val_rows, val_kind, epoch_probs, cand, epoch,
-                  losses, part, started) -> dict:
+    def _evaluate(self, data, val_rows, val_kind, probs, cand, epoch, losses, part,
+                  started) -> dict:
+        """The epoch's report; ``selection_score`` ranks epochs without gold labels."""
         metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
                    "d_out": int(part.out.sum()) if part is not None else 0,
                    "d_sl": int(part.small_loss.sum()) if part is not None else 0,
                    "d_hc": int(part.high_conf.sum()) if part is not None else 0,
                    "validation": val_kind, "human_accuracy": None, "gold_accuracy": None}
+        pred = probs.argmax(1)
         if val_rows:
-            probs = self.predict(model, ids, val_rows)
-            pred = probs.argmax(1)
             rows = torch.tensor(val_rows)
             if val_kind == "human":
-                score = float((pred == data.human[rows]).float().mean())
+                score = float((pred[rows] == data.human[rows]).float().mean())
                 metrics["human_accuracy"] = score
             else:
-                score = float(cand[rows].gather(1, pred.unsqueeze(1)).float().mean())
+                score = float(cand[rows].gather(1, pred[rows].unsqueeze(1)).float().mean())
             metrics["selection_score"] = score
         else:
             metrics["selection_score"] = float(epoch)  # nothing to select on: the last epoch
         gold = data.gold >= 0
         if gold.any():
-            # Training-mode predictions gathered during the epoch: a cheap running estimate.
-            pred = epoch_probs.argmax(1)
             metrics["gold_accuracy"] = float((pred[gold] == data.gold[gold]).float().mean())
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         return metrics

@@ -135,3 +135,18 @@ def test_a_run_left_running_by_a_dead_process_is_marked_failed(store):
     assert store.fail_stale_student_runs(project.id) == 1
     assert store.student_run(dead)["status"] == "failed"
     assert store.student_run(live)["status"] == "running"
+
+
+def test_the_latest_teacher_run_is_the_one_used_last(store):
+    project, ids = _project_with_samples(store)
+    first = store.create_teacher_run(project.id, teacher="offline", model="m", strategy="sa",
+                                     params={})
+    second = store.create_teacher_run(project.id, teacher="offline", model="m",
+                                      strategy="ca_all", params={})
+    for run in (first, second):
+        store.record_annotations(run, [{"sample_id": ids[0], "candidates": ["a"],
+                                        "label": "a"}])
+    assert store.latest_teacher_run(project.id)["id"] == second
+    store.set_teacher_run_status(first, "running")   # resumed
+    store.set_teacher_run_status(first, "done")
+    assert store.latest_teacher_run(project.id)["id"] == first

@@ -1,0 +1,161 @@
+"""The student trainer: a tiny real BERT for the loop's behaviour, then MiniLM for one real
+epoch on 200 TREC texts."""
+import numpy as np
+import pytest
+import torch
+
+from candist_core.distill import distill_project, training_data
+from candist_core.encoder import default_model_path
+from candist_core.importing import ImportOptions, import_csv
+from candist_core.metrics import project_metrics
+from candist_core.records import StudentError
+from candist_core.schema import build_schema
+from candist_core.student import (Distiller, StudentConfig, StudentModel, TrainingData,
+                                  choose_max_length, mask_tokens)
+
+LABELS = ["sports", "food", "music"]
+WORDS = {"sports": "goal match team score", "food": "pizza bread cheese soup",
+         "music": "guitar song piano drum"}
+
+
+def tiny_student(num_labels=3):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64)
+    torch.manual_seed(0)
+    return StudentModel(BertModel(config), num_labels), tokenizer
+
+
+def toy_data(n_per_class=40, *, noisy_sets=True):
+    texts, cand, gold = [], [], []
+    for c, label in enumerate(LABELS):
+        for i in range(n_per_class):
+            words = WORDS[label].split()
+            texts.append(f"{words[i % 4]} {words[(i + 1) % 4]} and {words[(i + 2) % 4]}")
+            row = [False] * 3
+            row[c] = True
+            if noisy_sets and i % 2:
+                row[(c + 1) % 3] = True
+            cand.append(row)
+            gold.append(c)
+    n = len(texts)
+    return TrainingData(list(range(n)), texts, LABELS, torch.tensor(cand),
+                        torch.full((n,), -1), torch.tensor(gold))
+
+
+FAST = dict(epochs=3, batch_size=8, lr=3e-3, holdout=0.2, warmup_epochs=1, min_warmup_steps=10,
+            device="cpu")
+
+
+def fit(config, data, **kw):
+    model, tokenizer = tiny_student()
+    return Distiller(config, model=model, tokenizer=tokenizer, **kw).fit(data)
+
+
+def test_candist_learns_a_separable_toy_task_from_ambiguous_sets():
+    data = toy_data()
+    result = fit(StudentConfig(method="candist", **FAST), data)
+    accuracy = (result.probs.argmax(1) == data.gold.numpy()).mean()
+    assert accuracy > 0.9
+    assert result.probs.shape == (120, 3)
+    np.testing.assert_allclose(result.probs.sum(1), 1, atol=1e-5)
+
+
+def test_every_epoch_reports_the_refinery_sets_and_selection():
+    epochs = []
+    result = fit(StudentConfig(method="candist", **FAST), toy_data(), on_epoch=epochs.append)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[0]["d_out"] == epochs[0]["d_sl"] == 0       # warm-up epoch
+    assert epochs[1]["d_sl"] > 0
+    assert all(e["validation"] == "candidates" for e in epochs)
+    assert result.best_epoch == max(range(3), key=lambda i: epochs[i]["selection_score"]) + 1
+    assert set(result.flags) == {"out_of_candidate", "high_confidence", "small_loss"}
+
+
+def test_training_is_reproducible_on_cpu():
+    a = fit(StudentConfig(method="candist", **FAST), toy_data())
+    b = fit(StudentConfig(method="candist", **FAST), toy_data())
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+
+
+def test_human_labels_select_the_model_and_are_trained_as_fixed_targets():
+    data = toy_data()
+    data.human[:30:1] = data.gold[:30]
+    data.human[0] = 2  # a human disagreeing with every candidate of row 0
+    epochs = []
+    fit(StudentConfig(method="candist", min_human_validation=10, **FAST), data,
+        on_epoch=epochs.append)
+    assert all(e["validation"] == "human" and e["human_accuracy"] is not None for e in epochs)
+
+
+def test_cancel_stops_training_and_keeps_the_best_weights():
+    import threading
+    cancel = threading.Event()
+    steps = []
+
+    def on_step(done, total):
+        steps.append(done)
+        if done == 2:
+            cancel.set()
+
+    result = fit(StudentConfig(method="candist", **FAST), toy_data(), on_step=on_step,
+                 cancel=cancel)
+    assert result.cancelled and max(steps) == 2
+
+
+def test_max_length_follows_the_token_lengths():
+    assert choose_max_length([10] * 96 + [300] * 4) == 16
+    assert choose_max_length([50] * 100) == 56
+    assert choose_max_length([400] * 100) == 128
+
+
+def test_token_masking_never_touches_special_tokens_or_padding():
+    ids = torch.tensor([[101, 5, 6, 7, 102, 0]])
+    attention = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    special = torch.isin(ids, torch.tensor([0, 101, 102]))
+    out = mask_tokens(ids, attention, mask_id=103, special=special, p=1.0,
+                      generator=torch.Generator().manual_seed(0))
+    assert out.tolist() == [[101, 103, 103, 103, 102, 0]]
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(StudentError, match="Unknown method 'x'"):
+        StudentConfig(method="x")
+    with pytest.raises(StudentError, match="--max-length must be between 8 and 512"):
+        StudentConfig(max_length=4)
+
+
+@pytest.fixture
+def trec200(store, trec_project, trec_dir, tmp_path):
+    import pandas as pd
+    frame = pd.read_csv(trec_dir / "train.csv").sample(n=200, random_state=0)
+    frame.to_csv(tmp_path / "slice.csv", index=False)
+    import_csv(store, trec_project.id, tmp_path / "slice.csv",
+               options=ImportOptions(gold_col="label"))
+    return trec_project
+
+
+def test_distilling_without_annotations_says_what_to_do(store, trec200):
+    with pytest.raises(StudentError, match="run 'annotate' first"):
+        training_data(store, trec200.id, method="candist")
+
+
+def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(store, trec200):
+    from candist_core.encoder import shared_encoder
+    from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project
+    annotate_project(store, trec200.id, OfflineTeacher(shared_encoder()), TeacherConfig())
+    samples = store.samples(trec200.id)
+    store.record_decision(trec200.id, samples[0].id, action="label", label="Human")
+    epochs = []
+    run_id = distill_project(store, trec200.id, StudentConfig(epochs=1), on_epoch=epochs.append)
+    run = store.student_run(run_id)
+    assert run["status"] == "done" and run["best_epoch"] == 1
+    assert len(run["epochs"]) == 1 == len(epochs)
+    assert (store.path.parent / "models" / "trec" / f"run-{run_id}" / "head.pt").is_file()
+    predictions = store.predictions(run_id)
+    assert len(predictions) == 200
+    assert all(0 < p["confidence"] <= 1 for p in predictions)
+    metrics = project_metrics(store, trec200.id)["student"]
+    assert metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1
+    assert metrics["accuracy"] is not None and metrics["human_accuracy"] is not None
