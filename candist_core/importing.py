@@ -23,7 +23,7 @@ MAX_FILE_BYTES = 2 * 1024 ** 3
 class ImportOptions:
     """Which columns hold what; ``encoding=None`` accepts UTF-8 with or without BOM."""
 
-    text_col: str = "text"
+    text_col: str | None = "text"   # None: read any columns (previews)
     gold_col: str | None = None
     id_col: str | None = None
     encoding: str | None = None

@@ -90,3 +90,13 @@ def schema_to_dict(schema: LabelSchema) -> dict:
 def save_schema(schema: LabelSchema, path: str | Path) -> None:
     Path(path).write_text(json.dumps(schema_to_dict(schema), indent=2, ensure_ascii=False)
                           + "\n", encoding="utf-8")
+
+
+def check_replacement(in_use: set[str], new: LabelSchema, *, confirmed: bool) -> None:
+    """Refuse to drop or rename labels that annotations or decisions already use, unless
+    the user confirmed the migration."""
+    lost = sorted(in_use - set(new.names))
+    if lost and not confirmed:
+        raise SchemaError(f"Refused: {', '.join(repr(l) for l in lost)} "
+                          f"{'is' if len(lost) == 1 else 'are'} used by existing annotations, "
+                          f"decisions or predictions. Confirm the migration to go on.")

@@ -124,6 +124,7 @@ _MIGRATIONS: dict[int, str] = {
         probs BLOB NOT NULL,
         label TEXT NOT NULL,
         confidence REAL NOT NULL,
+        entropy REAL NOT NULL DEFAULT 0,
         out_of_candidate INTEGER NOT NULL DEFAULT 0,
         high_confidence INTEGER NOT NULL DEFAULT 0,
         small_loss INTEGER NOT NULL DEFAULT 0,
@@ -528,14 +529,17 @@ class Store:
                           labels: list[str], *, out_of_candidate: np.ndarray,
                           high_confidence: np.ndarray, small_loss: np.ndarray) -> None:
         probs = np.asarray(probs, dtype=np.float32)
+        entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(1)
         with self._atomic():
             self.db.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
             self.db.conn.executemany(
                 "INSERT INTO predictions (run_id, sample_id, probs, label, confidence, "
-                "out_of_candidate, high_confidence, small_loss) VALUES (?,?,?,?,?,?,?,?)",
+                "entropy, out_of_candidate, high_confidence, small_loss) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 [(run_id, sid, probs[i].tobytes(), labels[int(probs[i].argmax())],
-                  float(probs[i].max()), int(out_of_candidate[i]), int(high_confidence[i]),
-                  int(small_loss[i])) for i, sid in enumerate(sample_ids)])
+                  float(probs[i].max()), float(entropy[i]), int(out_of_candidate[i]),
+                  int(high_confidence[i]), int(small_loss[i]))
+                 for i, sid in enumerate(sample_ids)])
 
     def predictions(self, run_id: int) -> list[dict]:
         rows = self._rows("SELECT * FROM predictions WHERE run_id = ? ORDER BY sample_id",
@@ -572,6 +576,117 @@ class Store:
             rows = cur.fetchall()
         for row in rows:
             yield dict(zip(names, row))
+
+    _PREDICTION_FILTERS = {
+        "(any)": "",
+        "disagrees with teacher": " AND a.label IS NOT NULL AND a.label != p.label",
+        "disagrees with human": " AND cur.action = 'label' AND cur.label != p.label",
+        "outside candidates": " AND p.out_of_candidate = 1",
+    }
+    _PREDICTION_ORDERS = {"confidence ascending": "p.confidence ASC, s.id",
+                          "confidence descending": "p.confidence DESC, s.id", "id": "s.id"}
+
+    def _prediction_query(self, select: str, run_id: int, project_id: int, *,
+                          label: str | None, agreement: str) -> tuple[str, dict]:
+        if agreement not in self._PREDICTION_FILTERS:
+            raise ValueError(f"unknown agreement filter {agreement!r}")
+        teacher = self.student_run(run_id)["teacher_run_id"] or -1
+        sql = (f"WITH cur AS ({_CURRENT_DECISIONS}) SELECT {select} FROM predictions p "
+               "JOIN samples s ON s.id = p.sample_id "
+               "LEFT JOIN annotations a ON a.sample_id = p.sample_id AND a.run_id = :teacher "
+               "LEFT JOIN cur ON cur.sample_id = p.sample_id WHERE p.run_id = :run"
+               + (" AND p.label = :label" if label else "")
+               + self._PREDICTION_FILTERS[agreement])
+        return sql, {"run": run_id, "project": project_id, "teacher": teacher, "label": label}
+
+    def count_predictions(self, run_id: int, *, label: str | None = None,
+                          agreement: str = "(any)") -> int:
+        project_id = self.student_run(run_id)["project_id"]
+        sql, params = self._prediction_query("COUNT(*) AS n", run_id, project_id, label=label,
+                                             agreement=agreement)
+        return self._one(sql, params)["n"]
+
+    def prediction_page(self, run_id: int, project_id: int, *, label: str | None = None,
+                        agreement: str = "(any)", order: str = "id", limit: int = 50,
+                        offset: int = 0) -> list[dict]:
+        """One page of predictions with the text, candidates and decisions (SQL-paged)."""
+        if order not in self._PREDICTION_ORDERS:
+            raise ValueError(f"unknown order {order!r}")
+        sql, params = self._prediction_query(
+            "s.id AS sample_id, s.ext_id AS id, s.text, p.label AS student, "
+            "ROUND(p.confidence, 3) AS confidence, a.label AS teacher, "
+            "a.candidates AS candidates, cur.label AS human, "
+            "p.out_of_candidate AS outside_candidates", run_id, project_id, label=label,
+            agreement=agreement)
+        sql += f" ORDER BY {self._PREDICTION_ORDERS[order]} LIMIT :limit OFFSET :offset"
+        return self._rows(sql, {**params, "limit": limit, "offset": offset})
+
+    def prediction_summary(self, run_id: int, project_id: int) -> dict:
+        """Per-class counts and (student, reference) pairs for confusion matrices."""
+        per_class = self._rows(
+            "SELECT p.label AS label, COUNT(*) AS predicted, ROUND(AVG(p.confidence), 3) "
+            "AS mean_confidence, SUM(p.out_of_candidate) AS outside_candidates "
+            "FROM predictions p WHERE p.run_id = ? GROUP BY p.label ORDER BY predicted DESC",
+            [run_id])
+        human = [(r["p"], r["h"]) for r in self._rows(
+            f"WITH cur AS ({_CURRENT_DECISIONS}) SELECT p.label AS p, cur.label AS h "
+            "FROM predictions p JOIN cur ON cur.sample_id = p.sample_id "
+            "WHERE p.run_id = :run AND cur.action = 'label'",
+            {"run": run_id, "project": project_id})]
+        gold = [(r["p"], r["g"]) for r in self._rows(
+            "SELECT p.label AS p, s.gold AS g FROM predictions p JOIN samples s "
+            "ON s.id = p.sample_id WHERE p.run_id = ? AND s.gold IS NOT NULL", [run_id])]
+        return {"per_class": per_class, "human": human, "gold": gold}
+
+    # ------------------------------------------------------------------ review
+    def review_signals(self, project_id: int) -> dict[str, np.ndarray | list]:
+        """Compact per-sample columns the review queue ranks on (latest teacher and student
+        runs); one query, no texts."""
+        teacher = self.latest_teacher_run(project_id)
+        student = self.latest_student_run(project_id)
+        sql = f"""
+            WITH cur AS ({_CURRENT_DECISIONS})
+            SELECT s.id, a.candidates, a.label, a.confidence, p.label, p.confidence,
+                   p.entropy, p.out_of_candidate, cur.action
+            FROM samples s
+            LEFT JOIN annotations a ON a.sample_id = s.id AND a.run_id = :teacher
+            LEFT JOIN predictions p ON p.sample_id = s.id AND p.run_id = :student
+            LEFT JOIN cur ON cur.sample_id = s.id
+            WHERE s.project_id = :project ORDER BY s.id"""
+        with self._lock:
+            rows = self.db.conn.execute(sql, {
+                "project": project_id, "teacher": teacher["id"] if teacher else -1,
+                "student": student["id"] if student else -1}).fetchall()
+        cols = list(zip(*rows)) if rows else [[] for _ in range(9)]
+        return {
+            "sample_id": np.array(cols[0], dtype=np.int64),
+            "candidates": [json.loads(c) if c else [] for c in cols[1]],
+            "teacher_label": list(cols[2]),
+            "teacher_confidence": np.array([c if c is not None else np.nan for c in cols[3]],
+                                           dtype=float),
+            "student_label": list(cols[4]),
+            "student_confidence": np.array([c if c is not None else np.nan for c in cols[5]],
+                                           dtype=float),
+            "entropy": np.array([e if e is not None else np.nan for e in cols[6]], dtype=float),
+            "out_of_candidate": np.array([bool(o) for o in cols[7]], dtype=bool),
+            "decided": np.array([a is not None for a in cols[8]], dtype=bool),
+            "teacher_run": teacher["id"] if teacher else None,
+            "student_run": student["id"] if student else None,
+        }
+
+    def prediction(self, run_id: int, sample_id: int) -> dict | None:
+        row = self._one("SELECT * FROM predictions WHERE run_id = ? AND sample_id = ?",
+                        [run_id, sample_id])
+        if row:
+            row["probs"] = np.frombuffer(row["probs"], dtype=np.float32)
+        return row
+
+    def annotation(self, run_id: int, sample_id: int) -> dict | None:
+        row = self._one("SELECT * FROM annotations WHERE run_id = ? AND sample_id = ?",
+                        [run_id, sample_id])
+        if row:
+            row["candidates"] = json.loads(row["candidates"]) if row["candidates"] else None
+        return row
 
     # ------------------------------------------------------------------ counts
     def status_counts(self, project_id: int) -> dict[str, int]:

@@ -71,3 +71,14 @@ def test_missing_file(tmp_path):
     with pytest.raises(SchemaError) as err:
         load_schema(tmp_path / "nope.json")
     assert str(err.value) == f"Label file not found: {tmp_path / 'nope.json'}"
+
+
+def test_dropping_a_label_in_use_needs_confirmation():
+    from candist_core.schema import check_replacement
+    new = build_schema("t", ["a", "c"])
+    with pytest.raises(SchemaError) as err:
+        check_replacement({"a", "b"}, new, confirmed=False)
+    assert str(err.value) == ("Refused: 'b' is used by existing annotations, decisions or "
+                              "predictions. Confirm the migration to go on.")
+    check_replacement({"a", "b"}, new, confirmed=True)
+    check_replacement({"a"}, new, confirmed=False)

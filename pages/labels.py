@@ -1,0 +1,48 @@
+"""Labels: edit names and descriptions, import or download labels.json."""
+import json
+
+import pandas as pd
+import streamlit as st
+
+from candist_core.records import CandistError
+from candist_core.schema import (build_schema, check_replacement, parse_schema,
+                                 schema_to_dict)
+from pages.common import require_project
+
+store, project = require_project()
+st.title("Labels")
+schema = store.label_schema(project.id)
+in_use = store.labels_in_use(project.id)
+
+task = st.text_area("Task description (shown to the LLM)", value=schema.task)
+table = pd.DataFrame({"name": [l.name for l in schema.labels],
+                      "description": [l.description for l in schema.labels]})
+edited = st.data_editor(table, num_rows="dynamic", width="stretch", key="labels_editor")
+confirm = False
+if in_use:
+    st.caption(f"{len(in_use)} label(s) are used by annotations, decisions or predictions.")
+    confirm = st.checkbox("I understand that renaming or removing a used label leaves the "
+                          "existing annotations pointing at the old name (a migration).")
+if st.button("Save labels", type="primary"):
+    try:
+        rows = edited.fillna("").to_dict("records")
+        new = build_schema(task, [{"name": r["name"], "description": r["description"]}
+                                  for r in rows if str(r["name"]).strip()])
+        check_replacement(in_use, new, confirmed=confirm)
+        store.replace_labels(project.id, new)
+        st.success(f"Saved {len(new.labels)} labels.")
+    except CandistError as exc:
+        st.error(str(exc))
+
+col1, col2 = st.columns(2)
+col1.download_button("Download labels.json", json.dumps(schema_to_dict(schema), indent=2),
+                     file_name=f"{project.name}-labels.json", mime="application/json")
+upload = col2.file_uploader("Replace from a labels.json", type=["json"])
+if upload is not None and col2.button("Import labels.json"):
+    try:
+        new = parse_schema(json.loads(upload.getvalue().decode("utf-8-sig")))
+        check_replacement(in_use, new, confirmed=confirm)
+        store.replace_labels(project.id, new)
+        st.success(f"Imported {len(new.labels)} labels.")
+    except (CandistError, ValueError) as exc:
+        st.error(str(exc))

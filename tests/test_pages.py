@@ -1,0 +1,180 @@
+"""Every page, headless with Streamlit's AppTest, against a real SQLite file holding a
+real TREC slice: what the page shows after each step of the workflow."""
+import time
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from candist_core.encoder import shared_encoder
+from candist_core.importing import ImportOptions, import_csv
+from candist_core.schema import load_schema
+from candist_core.store import Store
+from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project
+from conftest import ROOT
+
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app_db(tmp_path, trec_dir, monkeypatch):
+    db = tmp_path / "app.db"
+    frame = pd.read_csv(trec_dir / "train.csv").sample(n=200, random_state=1)
+    frame.to_csv(tmp_path / "slice.csv", index=False)
+    with Store(db) as store:
+        project = store.create_project("trec", load_schema(trec_dir / "labels.json"))
+        import_csv(store, project.id, tmp_path / "slice.csv",
+                   options=ImportOptions(gold_col="label"))
+    monkeypatch.setenv("CANDIST_DB", str(db))
+    return db
+
+
+def annotated(db, strategy="ca_all"):
+    with Store(db) as store:
+        project = store.get_project("trec")
+        annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                         TeacherConfig(strategy=strategy))
+    return db
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if name != "home":
+        at.switch_page(f"pages/{name}.py")
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def wait_for_job(at: AppTest, text: str, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        at.run()
+        if any(text in s.value for s in at.success) or at.error:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no '{text}' within {seconds} s")
+
+
+def metric(at: AppTest, label: str):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_home_shows_the_status_strip_and_next_step(app_db):
+    at = page("home")
+    assert at.subheader[0].value == "Project: trec"
+    assert metric(at, "Samples") == "200"
+    assert metric(at, "With gold label") == "200"
+    assert "annotate the texts" in at.info[0].value
+
+
+def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
+    at = page("annotate")
+    assert "Plan: 200 samples, 0 requests" in at.caption[0].value
+    at.selectbox[0].set_value("ca_all")
+    at.button(key=None)  # noqa: B018 - the widget list exists
+    next(b for b in at.button if b.label == "Start annotation").click()
+    at.run()
+    wait_for_job(at, "Annotation done")
+    assert not at.error
+    assert any("Latest run #1: offline" in s.value for s in at.subheader)
+    assert metric(at, "Annotated") == "200"
+    assert metric(at, "Coverage (1-α)").endswith("%")
+    with Store(app_db) as store:
+        assert store.status_counts(store.get_project("trec").id)["annotated"] == 200
+
+
+def test_review_saves_each_decision_at_once_and_undo_restores(app_db):
+    annotated(app_db)
+    at = page("review")
+    first_text = at.text[0].value
+    candidates = [b for b in at.button if b.key and b.key.startswith("cand-")]
+    assert len(candidates) >= 2
+    chosen = candidates[1].label.split(" (")[0]
+    candidates[1].click()
+    at.run()
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        decisions = store.current_decisions(project.id)
+        assert [d["label"] for d in decisions.values()] == [chosen]
+        assert list(decisions.values())[0]["in_candidates"] == 1
+    assert at.text[0].value != first_text          # the next sample is shown at once
+    next(b for b in at.button if b.key == "skip").click()
+    at.run()
+    next(b for b in at.button if b.key == "undo").click()
+    at.run()
+    with Store(app_db) as store:
+        decisions = store.current_decisions(store.get_project("trec").id)
+        assert [d["action"] for d in decisions.values()] == ["label"]
+
+
+def test_none_of_these_records_a_label_outside_the_candidates(app_db):
+    annotated(app_db, "ca_add")
+    at = page("review")
+    for _ in range(30):  # skip the samples whose set already holds every label
+        candidates = {b.label.split(" (")[0] for b in at.button
+                      if b.key and b.key.startswith("cand-")}
+        if len(candidates) < 6:
+            break
+        next(b for b in at.button if b.key == "skip").click()
+        at.run()
+    next(b for b in at.button if b.key == "none").click()
+    at.run()
+    other = at.selectbox(key=next(s.key for s in at.selectbox if s.key and
+                                  s.key.startswith("other-")))
+    outside = next(o for o in other.options if o not in candidates)
+    other.set_value(outside).run()
+    with Store(app_db) as store:
+        decision = list(store.current_decisions(store.get_project("trec").id).values())[0]
+    assert decision["label"] == outside and decision["in_candidates"] == 0
+
+
+def test_review_text_is_plain_text_never_html(app_db, tmp_path):
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        store.insert_samples(project.id, [("x", "<script>alert(1)</script> **bold**", None)])
+    annotated(app_db, "ca_all")
+    at = page("review")
+    texts = [t.value for t in at.text]
+    assert all("<script>" not in m.value for m in at.markdown)
+    assert texts  # the sample is rendered by st.text (escaped, preformatted)
+
+
+@pytest.mark.slow
+def test_distill_one_epoch_then_predictions_and_export(app_db):
+    annotated(app_db)
+    at = page("distill")
+    at.number_input[0].set_value(1)
+    next(b for b in at.button if b.label == "Start distillation").click()
+    at.run()
+    wait_for_job(at, "Distillation done", seconds=600)
+    assert not at.error, [e.value for e in at.error]
+    runs = at.dataframe[-1].value
+    assert runs.iloc[0]["status"] == "done" and runs.iloc[0]["epochs"] == 1
+
+    at = page("predictions")
+    assert any("200 predictions match" in c.value for c in at.caption)
+    assert len(at.dataframe) >= 1
+
+    at = page("export")
+    assert any(m.value.startswith("200 rows - label sources student: 200") for m in at.markdown)
+    assert at.code[0].value.splitlines()[0] == "id,text,label,label_source,confidence," \
+                                               "candidates,gold"
+
+
+def test_labels_page_saves_the_task_and_flags_labels_in_use(app_db):
+    annotated(app_db)
+    at = page("labels")
+    assert any("used by annotations" in c.value for c in at.caption)
+    at.text_area[0].set_value("A new task wording.")
+    next(b for b in at.button if b.label == "Save labels").click()
+    at.run()
+    assert at.success[0].value == "Saved 6 labels."
+    with Store(app_db) as store:
+        assert store.label_schema(store.get_project("trec").id).task == "A new task wording."
+
+
+def test_data_page_asks_for_a_file(app_db):
+    at = page("data")
+    assert any("200 samples in the project" in c.value for c in at.caption)
