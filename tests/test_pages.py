@@ -41,7 +41,7 @@ def page(name: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     if name != "home":
-        at.switch_page(f"pages/{name}.py")
+        at.switch_page(f"views/{name}.py")
         at.run()
     assert not at.exception, at.exception
     return at

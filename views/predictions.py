@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from candist_core import charts
-from pages.common import require_project
+from views.common import require_project
 
 store, project = require_project()
 st.title("Predictions")

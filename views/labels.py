@@ -7,7 +7,7 @@ import streamlit as st
 from candist_core.records import CandistError
 from candist_core.schema import (build_schema, check_replacement, parse_schema,
                                  schema_to_dict)
-from pages.common import require_project
+from views.common import require_project
 
 store, project = require_project()
 st.title("Labels")

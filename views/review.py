@@ -10,7 +10,7 @@ import streamlit as st
 
 from candist_core.review import SIGNALS, candidate_buttons, decisions_per_minute, \
     other_labels, rank_ambiguous
-from pages.common import require_project
+from views.common import require_project
 
 store, project = require_project()
 st.title("Review")

@@ -6,7 +6,7 @@ from candist_core.distill import distill_project
 from candist_core.encoder import device_description, pick_device
 from candist_core.records import CandistError
 from candist_core.student import StudentConfig
-from pages.common import registry, require_project, show_job
+from views.common import registry, require_project, show_job
 
 store, project = require_project()
 st.title("Distill")

@@ -4,7 +4,7 @@ import streamlit as st
 from candist_core.records import CandistError
 from candist_core.schema import parse_schema
 from candist_core.workflow import next_step
-from pages.common import current_project, get_store
+from views.common import current_project, get_store
 
 st.title("CanDist Studio")
 store = get_store()

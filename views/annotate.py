@@ -10,7 +10,7 @@ from candist_core.metrics import per_class_coverage, teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
 from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
-from pages.common import registry, require_project, show_job
+from views.common import registry, require_project, show_job
 
 store, project = require_project()
 st.title("Annotate")

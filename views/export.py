@@ -3,7 +3,7 @@ import streamlit as st
 
 from candist_core.exporting import ExportOptions, ExportSummary, export_csv_text
 from candist_core.records import CandistError
-from pages.common import require_project
+from views.common import require_project
 
 store, project = require_project()
 st.title("Export")
