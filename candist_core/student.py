@@ -36,7 +36,7 @@ class StudentConfig:
 
     method: str = "candist"
     model: str | None = None        # local transformers directory; default MiniLM-L6
-    epochs: int = 6
+    epochs: int = 4
     warmup_epochs: int = 1          # epochs on re-normalised targets before refinery sets
     min_warmup_steps: int = 50      # ... and at least this many steps (small data sets)
     lr: float = 5e-5

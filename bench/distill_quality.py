@@ -1,0 +1,159 @@
+"""Student quality: offline teacher -> students sa / uniform / candist on the shared datasets.
+
+    .venv/bin/python bench/distill_quality.py                      # the main table
+    .venv/bin/python bench/distill_quality.py --human 100          # + 100 simulated reviews
+    .venv/bin/python bench/distill_quality.py --ablation --datasets trec
+
+For each dataset a seeded sample of the training split is the pool (sizes below, chosen so
+the main table fits ~30 minutes on 2 CPU cores). The offline teacher annotates it with SA,
+CA_add and CA_all; every student uses the default StudentConfig (same epochs, same
+label-free model selection); pool accuracy is measured against the gold labels, which
+nothing in training or selection sees. Prints one JSON line per result.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from candist_core.distill import distill_project  # noqa: E402
+from candist_core.encoder import shared_encoder  # noqa: E402
+from candist_core.importing import ImportOptions, import_csv  # noqa: E402
+from candist_core.metrics import project_metrics  # noqa: E402
+from candist_core.refinery import Components  # noqa: E402
+from candist_core.review import rank_ambiguous  # noqa: E402
+from candist_core.schema import load_schema  # noqa: E402
+from candist_core.store import Store  # noqa: E402
+from candist_core.student import StudentConfig  # noqa: E402
+from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+SIZES = {"trec": 1500, "banking77": 1500, "medical_abstracts": 800}
+ABLATION = [
+    ("uniform CE", "uniform", Components(False, False, False, False, False), False),
+    ("+ re-normalisation", "candist", Components(True, False, False, False, False), False),
+    ("+ out-of-candidate filter", "candist", Components(True, True, False, False, False),
+     False),
+    ("+ sharpening", "candist", Components(True, True, True, False, False), False),
+    ("+ class-wise selection", "candist", Components(True, True, True, True, False), False),
+    ("+ high-confidence samples", "candist", Components(True, True, True, True, True), False),
+    ("+ regularisers (full CanDist)", "candist", Components(), True),
+]
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def make_pool(store: Store, name: str, size: int, tmp: Path):
+    frame = pd.read_csv(DATASETS / name / "train.csv", dtype=str, keep_default_na=False)
+    frame = frame.sample(n=min(size, len(frame)), random_state=0)
+    path = tmp / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    project = store.create_project(name, load_schema(DATASETS / name / "labels.json"))
+    import_csv(store, project.id, path, options=ImportOptions(gold_col="label"))
+    return project
+
+
+def annotate(store, project, strategy: str) -> dict:
+    annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                     TeacherConfig(strategy=strategy))
+    return project_metrics(store, project.id)["teacher"]
+
+
+def train(store, project, config: StudentConfig) -> dict:
+    start = time.perf_counter()
+    run_id = distill_project(store, project.id, config, save_checkpoint=False)
+    run = store.student_run(run_id)
+    student = project_metrics(store, project.id)["student"]
+    return {"accuracy": round(student["accuracy"], 4), "best_epoch": run["best_epoch"],
+            "epochs": len(run["epochs"]), "seconds": round(time.perf_counter() - start, 1),
+            "per_epoch_accuracy": [round(e["gold_accuracy"], 4) for e in run["epochs"]]}
+
+
+def main_table(store, project, name, base: StudentConfig, strategies, methods, human: int):
+    teacher = annotate(store, project, "sa")
+    emit({"dataset": name, "n": store.count_samples(project.id), "teacher_sa_accuracy":
+          round(teacher["sa_accuracy"], 4)})
+    if "sa" in methods:
+        emit({"dataset": name, "strategy": "sa", "method": "sa",
+              **train(store, project, replace(base, method="sa"))})
+    for strategy in strategies:
+        t = annotate(store, project, strategy)
+        for method in [m for m in methods if m != "sa"]:
+            emit({"dataset": name, "strategy": strategy, "method": method,
+                  "teacher_coverage": round(t["coverage"], 4),
+                  "teacher_mean_labels": round(t["mean_labels"], 3),
+                  **train(store, project, replace(base, method=method))})
+    if human:
+        simulate_reviews(store, project, name, base, human)
+
+
+def simulate_reviews(store, project, name, base, k: int) -> None:
+    """Gold labels of the k most ambiguous samples (by the last student's entropy) stand in
+    for a reviewer's decisions; then distill again."""
+    before = project_metrics(store, project.id)["student"]["accuracy"]
+    signals = store.review_signals(project.id)
+    order = rank_ambiguous(signals, signal="entropy")[:k]
+    samples = {s.id: s for s in store.samples(project.id)}
+    for pos in order:
+        sid = int(signals["sample_id"][pos])
+        store.record_decision(project.id, sid, action="label", label=samples[sid].gold,
+                              who="simulated")
+    result = train(store, project, replace(base, method="candist"))
+    exported = _export_accuracy(store, project.id)
+    emit({"dataset": name, "human_decisions": k, "student_accuracy_before": round(before, 4),
+          **result, "export_accuracy": round(exported, 4)})
+
+
+def _export_accuracy(store, project_id: int) -> float:
+    rows = list(store.export_rows(project_id))
+    final = [r["human_label"] if r["human_action"] == "label" else r["student_label"]
+             for r in rows]
+    return sum(f == r["gold"] for f, r in zip(final, rows)) / len(rows)
+
+
+def ablation(store, project, name, base: StudentConfig) -> None:
+    annotate(store, project, "ca_all")
+    for title, method, components, regularise in ABLATION:
+        config = replace(base, method=method, components=components,
+                         consistency=base.consistency if regularise else 0.0,
+                         mixup=base.mixup and regularise)
+        emit({"dataset": name, "ablation": title, "strategy": "ca_all",
+              **train(store, project, config)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datasets", default="trec,banking77,medical_abstracts")
+    parser.add_argument("--sizes", default=",".join(f"{k}={v}" for k, v in SIZES.items()))
+    parser.add_argument("--strategies", default="ca_add,ca_all")
+    parser.add_argument("--methods", default="sa,uniform,candist")
+    parser.add_argument("--human", type=int, default=0)
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args()
+    sizes = {k: int(v) for k, v in (s.split("=") for s in args.sizes.split(","))}
+    base = StudentConfig() if args.epochs is None else StudentConfig(epochs=args.epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets.split(","):
+            with Store(Path(tmp) / f"{name}.db") as store:
+                project = make_pool(store, name, sizes.get(name, 1500), Path(tmp))
+                if args.ablation:
+                    ablation(store, project, name, base)
+                else:
+                    main_table(store, project, name, base, args.strategies.split(","),
+                               args.methods.split(","), args.human)
+
+
+if __name__ == "__main__":
+    main()
