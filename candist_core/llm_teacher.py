@@ -145,9 +145,10 @@ class LLMTeacher:
             started = time.perf_counter()
             result = await self._annotate_one(client, cache, schema, config, sample, demos,
                                               context)
+            on_result(sample, result)
+            # busy - wait = our own time per sample: prompt, cache, parsing, the SQLite write.
             self.timing["busy_s"] += time.perf_counter() - started
             self.timing["jobs"] += 1
-            on_result(sample, result)
 
     async def _annotate_one(self, client, cache, schema, config, sample, demos, context):
         strategy = config.strategy

@@ -43,17 +43,18 @@ def candidate_metrics(candidates: Sequence[Sequence[str]], golds: Sequence[str |
 
 
 def per_class_coverage(candidates: Sequence[Sequence[str]], golds: Sequence[str | None],
-                       labels: Sequence[str]) -> list[dict]:
-    """For each gold class: how many samples, how often the set holds it, mean set size."""
+                       labels: Sequence[str], *, single: Sequence[str | None] | None = None
+                       ) -> list[dict]:
+    """For each gold class: its samples' coverage, beta, F1, mean set size and (with
+    ``single``) SA accuracy, as :func:`candidate_metrics` computes them."""
     rows = []
     for label in labels:
         idx = [i for i, g in enumerate(golds) if g == label]
-        if not idx:
-            rows.append({"label": label, "n": 0, "coverage": None, "mean_labels": None})
-            continue
-        rows.append({"label": label, "n": len(idx),
-                     "coverage": sum(label in candidates[i] for i in idx) / len(idx),
-                     "mean_labels": _mean([len(candidates[i]) for i in idx])})
+        stats = candidate_metrics([candidates[i] for i in idx], [golds[i] for i in idx],
+                                  num_classes=len(labels),
+                                  single=[single[i] for i in idx] if single else None)
+        rows.append({"label": label, "n": len(idx), **{k: stats[k] for k in (
+            "coverage", "beta", "f1", "mean_labels", "sa_accuracy")}})
     return rows
 
 
@@ -72,13 +73,17 @@ def teacher_run_metrics(store, run: dict, num_classes: int) -> dict:
     stats = candidate_metrics([r["candidates"] for r in ok], [r["gold"] for r in ok],
                               num_classes=num_classes, single=[r["label"] for r in ok])
     errors = Counter(r["error_kind"] for r in rows if r["error_kind"])
+    labels = store.label_schema(run["project_id"]).names
+    per_class = per_class_coverage([r["candidates"] for r in ok], [r["gold"] for r in ok],
+                                   labels, single=[r["label"] for r in ok]) \
+        if stats["n_gold"] else []
     return {
         "run_id": run["id"], "teacher": run["teacher"], "model": run["model"],
         "strategy": run["strategy"], "status": run["status"], "annotated": len(ok),
         "coverage": stats["coverage"], "mean_labels": stats["mean_labels"],
         "beta": stats["beta"], "f1": stats["f1"], "sa_accuracy": stats["sa_accuracy"],
         "invalid_rate": invalid / len(rows) if rows else 0.0,
-        "set_sizes": stats["set_sizes"], "errors": dict(errors),
+        "set_sizes": stats["set_sizes"], "errors": dict(errors), "per_class": per_class,
         "summary": run.get("summary"),
     }
 

@@ -6,7 +6,7 @@ import streamlit as st
 from candist_core import charts
 from candist_core.encoder import shared_encoder
 from candist_core.llm_teacher import LLMTeacher
-from candist_core.metrics import per_class_coverage, teacher_run_metrics
+from candist_core.metrics import teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
 from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
@@ -98,10 +98,8 @@ tab1, tab2, tab3, tab4 = st.tabs(["Set sizes", "Labels", "Co-occurrence", "Error
 tab1.plotly_chart(charts.set_size_figure(sets), width="stretch")
 tab2.plotly_chart(charts.label_frequency_figure(sets, labels), width="stretch")
 tab3.plotly_chart(charts.cooccurrence_figure(sets, labels), width="stretch")
-if any(r["gold"] for r in rows):
-    tab2.dataframe(pd.DataFrame(per_class_coverage(
-        [r["candidates"] for r in rows if r["candidates"]],
-        [r["gold"] for r in rows if r["candidates"]], labels)), width="stretch")
+if metrics["per_class"]:
+    tab2.dataframe(pd.DataFrame(metrics["per_class"]), width="stretch")
 errors = [r for r in rows if r["error_kind"]]
 if errors:
     tab4.dataframe(pd.DataFrame([{"id": e["ext_id"], "kind": e["error_kind"],

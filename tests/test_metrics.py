@@ -1,0 +1,35 @@
+"""Candidate-set measures (method page §3) on hand-computed examples."""
+import pytest
+
+from candist_core.metrics import accuracy, candidate_metrics, per_class_coverage
+
+
+def test_coverage_beta_f1_and_sizes():
+    sets = [["a"], ["a", "b"], ["b", "c"], ["c"]]
+    golds = ["a", "a", "a", None]
+    m = candidate_metrics(sets, golds, num_classes=3, single=["a", "b", "b", "c"])
+    assert m["coverage"] == pytest.approx(2 / 3)
+    # beta over all four sets: (2/2 + 1/2 + 1/2 + 2/2) / 4
+    assert m["beta"] == pytest.approx(0.75)
+    assert m["f1"] == pytest.approx(2 * (2 / 3) * 0.75 / (2 / 3 + 0.75))
+    assert m["mean_labels"] == 1.5
+    assert m["set_sizes"] == {"1": 2, "2": 2}
+    assert m["sa_accuracy"] == pytest.approx(1 / 3)
+
+
+def test_single_labels_make_coverage_equal_accuracy():
+    m = candidate_metrics([["a"], ["b"]], ["a", "a"], num_classes=2, single=["a", "b"])
+    assert m["coverage"] == m["sa_accuracy"] == 0.5 and m["mean_labels"] == 1
+
+
+def test_without_gold_only_the_sizes_are_known():
+    m = candidate_metrics([["a", "b"]], [None], num_classes=2)
+    assert m["coverage"] is None and m["f1"] is None and m["mean_labels"] == 2
+
+
+def test_per_class_rows():
+    rows = per_class_coverage([["a"], ["a", "b"], ["a"]], ["a", "b", "b"], ["a", "b"],
+                              single=["a", "a", "a"])
+    assert rows[0]["label"] == "a" and rows[0]["coverage"] == 1.0
+    assert rows[1]["coverage"] == 0.5 and rows[1]["sa_accuracy"] == 0.0
+    assert accuracy(["a", "b"], ["a", None]) == 1.0 and accuracy(["a"], [None]) is None
