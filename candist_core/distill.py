@@ -103,10 +103,10 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
 def save_student(trainer: Distiller, result, labels: list[str], path: Path) -> Path:
     """The encoder and tokenizer in transformers format plus the head and label names."""
     path.mkdir(parents=True, exist_ok=True)
-    model = trainer._model
+    model = trainer.model
     model.load_state_dict(result.state)
     model.encoder.save_pretrained(path)
-    trainer._tokenizer.save_pretrained(path)
+    trainer.tokenizer.save_pretrained(path)
     torch.save(model.head.state_dict(), path / "head.pt")
     (path / "labels.json").write_text(json.dumps({"labels": labels,
                                                   "max_length": result.max_length}))

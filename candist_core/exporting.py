@@ -105,9 +105,8 @@ def export_csv_text(store, project_id: int, *, options: ExportOptions = ExportOp
 
 
 def _records(store, project_id, options, summary):
-    with_gold = store.status_counts(project_id)["with_gold"] > 0
     return export_records(store.export_rows(project_id), options, summary,
-                          with_gold=with_gold)
+                          with_gold=store.has_gold(project_id))
 
 
 def write_export(store, project_id: int, path: str | Path, *,

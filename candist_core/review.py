@@ -12,9 +12,6 @@ import numpy as np
 
 SIGNALS = ("set_size", "entropy", "disagreement", "out_of_candidate", "low_confidence")
 
-NONE_OF_THESE = "__none__"
-
-
 def rank_ambiguous(signals: dict, *, signal: str = "set_size", label: str | None = None,
                    include_decided: bool = False) -> np.ndarray:
     """Positions (into the ``signals`` arrays) in review order.
@@ -56,7 +53,7 @@ def rank_ambiguous(signals: dict, *, signal: str = "set_size", label: str | None
     return order[keep[order]]
 
 
-def candidate_buttons(candidates: list[str], all_labels: list[str],
+def candidate_buttons(candidates: list[str],
                       student_probs: dict[str, float] | None = None) -> list[tuple[str, str]]:
     """(label, caption) for the one-click buttons: the teacher's candidates in its order,
     captioned with the student's probability when there is a student."""

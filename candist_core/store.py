@@ -310,6 +310,10 @@ class Store:
                 "VALUES (?,?,?,?)", [(project_id, e, t, g) for e, t, g in rows])
             return self.db.conn.total_changes - before
 
+    def has_gold(self, project_id: int) -> bool:
+        return self._one("SELECT EXISTS (SELECT 1 FROM samples WHERE project_id = ? AND "
+                         "gold IS NOT NULL) AS g", [project_id])["g"] == 1
+
     def count_samples(self, project_id: int) -> int:
         return self._one("SELECT COUNT(*) AS n FROM samples WHERE project_id = ?",
                          [project_id])["n"]

@@ -173,6 +173,14 @@ class Distiller:
         self.cancel = cancel or threading.Event()
         self.device = pick_device(config.device)
 
+    @property
+    def model(self) -> StudentModel | None:
+        return self._model
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
     # ----------------------------------------------------------------- helpers
     def _tokenize(self, texts: list[str], max_length: int | None) -> tuple[list[list[int]], int]:
         enc = self._tokenizer(texts, truncation=True, max_length=512, add_special_tokens=True)

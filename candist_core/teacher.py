@@ -197,10 +197,6 @@ class RunSummary:
         return d
 
 
-def select_samples(store, project_id: int, *, limit: int | None) -> list[Sample]:
-    return store.samples(project_id, limit=limit)
-
-
 def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherConfig, *,
                      limit: int | None = None, progress: Progress | None = None,
                      cancel: threading.Event | None = None) -> RunSummary:
@@ -208,7 +204,7 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
     newest run with the same teacher, model and settings."""
     cancel = cancel or threading.Event()
     schema = store.label_schema(project_id)
-    samples = select_samples(store, project_id, limit=limit)
+    samples = store.samples(project_id, limit=limit)
     if not samples:
         raise TeacherError("The project has no samples: import a CSV first.")
     identity = config.identity(teacher.kind)
@@ -288,7 +284,7 @@ def plan_annotation(store, project_id: int, config: TeacherConfig, *, kind: str,
                     limit: int | None = None) -> dict:
     """What a run would cost before spending: requests, estimated tokens and cost."""
     schema = store.label_schema(project_id)
-    samples = select_samples(store, project_id, limit=limit)
+    samples = store.samples(project_id, limit=limit)
     if kind == "offline":
         return {"samples": len(samples), "requests": 0, "prompt_tokens": 0,
                 "completion_tokens": 0, "cost": 0.0}

@@ -104,7 +104,7 @@ with st.container(border=True):
         top = max(probs, key=probs.get)
         st.caption(f"Student: {top} ({probs[top]:.0%})"
                    + (" - outside the teacher's candidates" if top not in candidates else ""))
-buttons = candidate_buttons(candidates, labels, probs)
+buttons = candidate_buttons(candidates, probs)
 cols = st.columns(max(len(buttons), 1) + 3)
 for n, (name, caption) in enumerate(buttons[:9], start=1):
     cols[n - 1].button(f"{caption}", key=f"cand-{n}", shortcut=str(n), type="primary",
