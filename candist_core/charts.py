@@ -60,18 +60,19 @@ def training_figure(epochs: list[dict]) -> go.Figure:
     return fig
 
 
-def confusion_matrix(predicted: list[str], reference: list[str], labels: list[str]
-                     ) -> np.ndarray:
+def confusion_matrix(counts: list[tuple[str, str, int]], labels: list[str]) -> np.ndarray:
+    """Rows: reference label, columns: student label, from (student, reference, n)."""
     index = {l: i for i, l in enumerate(labels)}
     m = np.zeros((len(labels), len(labels)), dtype=int)
-    for p, r in zip(predicted, reference):
+    for p, r, n in counts:
         if p in index and r in index:
-            m[index[r], index[p]] += 1
+            m[index[r], index[p]] += n
     return m
 
 
-def confusion_figure(predicted, reference, labels, *, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=confusion_matrix(predicted, reference, labels), x=labels,
-                               y=labels, colorscale="Blues"))
+def confusion_figure(counts: list[tuple[str, str, int]], labels: list[str], *,
+                     title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=confusion_matrix(counts, labels), x=labels, y=labels,
+                               colorscale="Blues"))
     fig.update_layout(title=title, xaxis_title="student", yaxis_title="reference", height=480)
     return fig

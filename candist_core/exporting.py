@@ -96,16 +96,25 @@ def export_records(rows: Iterable[dict], options: ExportOptions = ExportOptions(
 
 
 def export_csv_text(store, project_id: int, *, options: ExportOptions = ExportOptions(),
-                    summary: ExportSummary | None = None) -> str:
-    """The cleaned CSV as text (for a browser download)."""
+                    summary: ExportSummary | None = None, limit: int | None = None) -> str:
+    """The cleaned CSV as text (a browser download; ``limit`` rows for a preview)."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(
-        _records(store, project_id, options, summary))
+        _records(store, project_id, options, summary, limit))
     return buffer.getvalue()
 
 
-def _records(store, project_id, options, summary):
-    return export_records(store.export_rows(project_id), options, summary,
+def export_summary(store, project_id: int, *, options: ExportOptions = ExportOptions()
+                   ) -> ExportSummary:
+    """How many rows an export would have, by label source, without building the file."""
+    summary = ExportSummary()
+    for _ in export_records(store.export_rows(project_id), options, summary):
+        pass
+    return summary
+
+
+def _records(store, project_id, options, summary, limit=None):
+    return export_records(store.export_rows(project_id, limit=limit), options, summary,
                           with_gold=store.has_gold(project_id))
 
 

@@ -46,15 +46,31 @@ def per_class_coverage(candidates: Sequence[Sequence[str]], golds: Sequence[str 
                        labels: Sequence[str], *, single: Sequence[str | None] | None = None
                        ) -> list[dict]:
     """For each gold class: its samples' coverage, beta, F1, mean set size and (with
-    ``single``) SA accuracy, as :func:`candidate_metrics` computes them."""
+    ``single``) SA accuracy, as :func:`candidate_metrics` defines them (one pass)."""
+    c = len(labels)
+    n, covered, size, right = Counter(), Counter(), Counter(), Counter()
+    for i, (cands, gold) in enumerate(zip(candidates, golds)):
+        if gold is None:
+            continue
+        n[gold] += 1
+        size[gold] += len(cands)
+        covered[gold] += gold in cands
+        if single is not None:
+            right[gold] += single[i] == gold
     rows = []
     for label in labels:
-        idx = [i for i, g in enumerate(golds) if g == label]
-        stats = candidate_metrics([candidates[i] for i in idx], [golds[i] for i in idx],
-                                  num_classes=len(labels),
-                                  single=[single[i] for i in idx] if single else None)
-        rows.append({"label": label, "n": len(idx), **{k: stats[k] for k in (
-            "coverage", "beta", "f1", "mean_labels", "sa_accuracy")}})
+        k = n[label]
+        if not k:
+            rows.append({"label": label, "n": 0, "coverage": None, "beta": None, "f1": None,
+                         "mean_labels": None, "sa_accuracy": None})
+            continue
+        coverage, mean = covered[label] / k, size[label] / k
+        beta = (c - mean) / (c - 1) if c > 1 else None
+        f1 = 2 * coverage * beta / (coverage + beta) if beta is not None and \
+            coverage + beta > 0 else None
+        rows.append({"label": label, "n": k, "coverage": coverage, "beta": beta, "f1": f1,
+                     "mean_labels": mean,
+                     "sa_accuracy": right[label] / k if single is not None else None})
     return rows
 
 
@@ -66,8 +82,10 @@ def accuracy(predicted: Sequence[str], reference: Sequence[str | None]) -> float
     return sum(p == r for p, r in pairs) / len(pairs)
 
 
-def teacher_run_metrics(store, run: dict, num_classes: int) -> dict:
-    rows = store.annotations(run["id"])
+def teacher_run_metrics(store, run: dict, num_classes: int, *,
+                        rows: list[dict] | None = None) -> dict:
+    """Metrics of one teacher run; ``rows`` from ``store.annotation_summary`` if at hand."""
+    rows = rows if rows is not None else store.annotation_summary(run["id"])
     ok = [r for r in rows if r["candidates"]]
     invalid = sum(r["error_kind"] in ("no_valid_label", "unparseable") for r in rows)
     stats = candidate_metrics([r["candidates"] for r in ok], [r["gold"] for r in ok],

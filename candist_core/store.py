@@ -314,6 +314,22 @@ class Store:
         return self._one("SELECT EXISTS (SELECT 1 FROM samples WHERE project_id = ? AND "
                          "gold IS NOT NULL) AS g", [project_id])["g"] == 1
 
+    def text_stats(self, project_id: int, *, limit: int | None = None) -> tuple[int, float]:
+        """(number of samples, mean text length in characters) of the first ``limit``."""
+        row = self._one("SELECT COUNT(*) AS n, AVG(LENGTH(text)) AS chars FROM (SELECT text "
+                        "FROM samples WHERE project_id = ? ORDER BY id LIMIT ?)",
+                        [project_id, -1 if limit is None else limit])
+        return row["n"], row["chars"] or 0.0
+
+    def annotation_summary(self, run_id: int) -> list[dict]:
+        """Candidates, label, error kind and gold of every row of a run (no texts)."""
+        rows = self._rows("SELECT a.sample_id, a.candidates, a.label, a.error_kind, s.gold "
+                          "FROM annotations a JOIN samples s ON s.id = a.sample_id "
+                          "WHERE a.run_id = ? ORDER BY a.sample_id", [run_id])
+        for r in rows:
+            r["candidates"] = json.loads(r["candidates"]) if r["candidates"] else None
+        return rows
+
     def count_samples(self, project_id: int) -> int:
         return self._one("SELECT COUNT(*) AS n FROM samples WHERE project_id = ?",
                          [project_id])["n"]
@@ -553,9 +569,9 @@ class Store:
         return rows
 
     # ------------------------------------------------------------------ export
-    def export_rows(self, project_id: int) -> Iterator[dict]:
+    def export_rows(self, project_id: int, *, limit: int | None = None) -> Iterator[dict]:
         """Every sample with its current human decision, latest student prediction and
-        latest teacher annotation, in import order (one query, streamed)."""
+        latest teacher annotation, in import order (one query)."""
         student = self.latest_student_run(project_id)
         teacher = self.latest_teacher_run(project_id)
         sql = f"""
@@ -571,9 +587,9 @@ class Store:
             LEFT JOIN annotations a ON a.sample_id = s.id AND a.run_id = :teacher
             WHERE s.project_id = :project
             ORDER BY s.id
-        """
+        """ + (" LIMIT :limit" if limit is not None else "")
         params = {"project": project_id, "student": student["id"] if student else -1,
-                  "teacher": teacher["id"] if teacher else -1}
+                  "teacher": teacher["id"] if teacher else -1, "limit": limit}
         with self._lock:
             cur = self.db.conn.execute(sql, params)
             names = [d[0] for d in cur.description]
@@ -626,20 +642,22 @@ class Store:
         return self._rows(sql, {**params, "limit": limit, "offset": offset})
 
     def prediction_summary(self, run_id: int, project_id: int) -> dict:
-        """Per-class counts and (student, reference) pairs for confusion matrices."""
+        """Per-class counts and (student, reference, count) triples for confusion
+        matrices, aggregated in SQL."""
         per_class = self._rows(
             "SELECT p.label AS label, COUNT(*) AS predicted, ROUND(AVG(p.confidence), 3) "
             "AS mean_confidence, SUM(p.out_of_candidate) AS outside_candidates "
             "FROM predictions p WHERE p.run_id = ? GROUP BY p.label ORDER BY predicted DESC",
             [run_id])
-        human = [(r["p"], r["h"]) for r in self._rows(
-            f"WITH cur AS ({_CURRENT_DECISIONS}) SELECT p.label AS p, cur.label AS h "
-            "FROM predictions p JOIN cur ON cur.sample_id = p.sample_id "
-            "WHERE p.run_id = :run AND cur.action = 'label'",
+        human = [(r["p"], r["h"], r["n"]) for r in self._rows(
+            f"WITH cur AS ({_CURRENT_DECISIONS}) SELECT p.label AS p, cur.label AS h, "
+            "COUNT(*) AS n FROM predictions p JOIN cur ON cur.sample_id = p.sample_id "
+            "WHERE p.run_id = :run AND cur.action = 'label' GROUP BY p.label, cur.label",
             {"run": run_id, "project": project_id})]
-        gold = [(r["p"], r["g"]) for r in self._rows(
-            "SELECT p.label AS p, s.gold AS g FROM predictions p JOIN samples s "
-            "ON s.id = p.sample_id WHERE p.run_id = ? AND s.gold IS NOT NULL", [run_id])]
+        gold = [(r["p"], r["g"], r["n"]) for r in self._rows(
+            "SELECT p.label AS p, s.gold AS g, COUNT(*) AS n FROM predictions p "
+            "JOIN samples s ON s.id = p.sample_id WHERE p.run_id = ? AND s.gold IS NOT NULL "
+            "GROUP BY p.label, s.gold", [run_id])]
         return {"per_class": per_class, "human": human, "gold": gold}
 
     # ------------------------------------------------------------------ review

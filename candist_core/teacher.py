@@ -284,21 +284,20 @@ def plan_annotation(store, project_id: int, config: TeacherConfig, *, kind: str,
                     limit: int | None = None) -> dict:
     """What a run would cost before spending: requests, estimated tokens and cost."""
     schema = store.label_schema(project_id)
-    samples = store.samples(project_id, limit=limit)
+    count, mean_chars = store.text_stats(project_id, limit=limit)
     if kind == "offline":
-        return {"samples": len(samples), "requests": 0, "prompt_tokens": 0,
+        return {"samples": count, "requests": 0, "prompt_tokens": 0,
                 "completion_tokens": 0, "cost": 0.0}
     from .prompts import build_messages
-    mean_chars = float(np.mean([len(s.text) for s in samples])) if samples else 0.0
     system = sum(len(m["content"]) for m in build_messages(schema, config.strategy, ""))
     per_request_in = (system + mean_chars * (1 + config.shots) + 30 * config.shots) / 4
     per_request_out = 12 if not is_multi(config.strategy) else 8 + 6 * min(3, len(schema.labels))
     factor = config.samples if config.strategy == "sc" else 1
-    requests = len(samples) * factor
+    requests = count * factor
     pool_requests = len(schema.labels) if config.shots > 0 else 0
     prompt_tokens = int(requests * per_request_in)
     completion_tokens = int(requests * per_request_out + pool_requests * 400)
-    return {"samples": len(samples), "requests": requests + pool_requests,
+    return {"samples": count, "requests": requests + pool_requests,
             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "cost": round((prompt_tokens * config.price_in_per_1k
                            + completion_tokens * config.price_out_per_1k) / 1000, 4)}

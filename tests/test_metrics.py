@@ -33,3 +33,11 @@ def test_per_class_rows():
     assert rows[0]["label"] == "a" and rows[0]["coverage"] == 1.0
     assert rows[1]["coverage"] == 0.5 and rows[1]["sa_accuracy"] == 0.0
     assert accuracy(["a", "b"], ["a", None]) == 1.0 and accuracy(["a"], [None]) is None
+
+
+def test_confusion_and_cooccurrence_matrices():
+    from candist_core.charts import confusion_matrix, cooccurrence_matrix
+    m = confusion_matrix([("a", "a", 3), ("b", "a", 1), ("b", "b", 2)], ["a", "b"])
+    assert m.tolist() == [[3, 1], [0, 2]]
+    c = cooccurrence_matrix([["a", "b"], ["a", "b", "c"], ["c"]], ["a", "b", "c"])
+    assert c.tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]

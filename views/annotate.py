@@ -83,7 +83,18 @@ if run is None:
     st.stop()
 st.subheader(f"Latest run #{run['id']}: {run['teacher']} / {run['model']} / {run['strategy']}")
 labels = store.label_schema(project.id).names
-metrics = teacher_run_metrics(store, run, len(labels))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def run_overview(run_id: int, version: tuple) -> tuple[dict, list]:
+    """Metrics and candidate sets of a run; ``version`` changes whenever the run does."""
+    rows = store.annotation_summary(run_id)
+    metrics = teacher_run_metrics(store, store.teacher_run(run_id), len(labels), rows=rows)
+    return metrics, [r["candidates"] for r in rows if r["candidates"]]
+
+
+metrics, sets = run_overview(run["id"], (str(store.path), run["updated"], run["status"],
+                                         run["finished"], tuple(labels)))
 m = st.columns(5)
 m[0].metric("Annotated", metrics["annotated"])
 m[1].metric("Mean #labels", f"{metrics['mean_labels']:.2f}" if metrics["mean_labels"] else "-")
@@ -92,15 +103,13 @@ m[2].metric("Coverage (1-α)", f"{metrics['coverage']:.1%}" if metrics["coverage
 m[3].metric("SA accuracy", f"{metrics['sa_accuracy']:.1%}"
             if metrics["sa_accuracy"] is not None else "no gold")
 m[4].metric("Invalid replies", f"{metrics['invalid_rate']:.1%}")
-rows = store.annotations(run["id"])
-sets = [r["candidates"] for r in rows if r["candidates"]]
 tab1, tab2, tab3, tab4 = st.tabs(["Set sizes", "Labels", "Co-occurrence", "Errors"])
 tab1.plotly_chart(charts.set_size_figure(sets), width="stretch")
 tab2.plotly_chart(charts.label_frequency_figure(sets, labels), width="stretch")
 tab3.plotly_chart(charts.cooccurrence_figure(sets, labels), width="stretch")
 if metrics["per_class"]:
     tab2.dataframe(pd.DataFrame(metrics["per_class"]), width="stretch")
-errors = [r for r in rows if r["error_kind"]]
+errors = store.annotations(run["id"], errors_only=True) if metrics["errors"] else []
 if errors:
     tab4.dataframe(pd.DataFrame([{"id": e["ext_id"], "kind": e["error_kind"],
                                   "error": e["error"], "reply": e["raw"]} for e in errors]),

@@ -1,7 +1,7 @@
 """Export: choose the label policy and threshold, preview, download the cleaned CSV."""
 import streamlit as st
 
-from candist_core.exporting import ExportOptions, ExportSummary, export_csv_text
+from candist_core.exporting import ExportOptions, export_csv_text, export_summary
 from candist_core.records import CandistError
 from views.common import require_project
 
@@ -17,14 +17,14 @@ below = c2.radio("Rows below it", ["blank", "drop"], horizontal=True,
                  format_func={"blank": "keep them unlabeled", "drop": "leave them out"}.get)
 try:
     options = ExportOptions(sources=policies[policy], min_confidence=threshold, below=below)
-    summary = ExportSummary()
-    text = export_csv_text(store, project.id, options=options, summary=summary)
 except CandistError as exc:
     st.error(str(exc))
     st.stop()
+summary = export_summary(store, project.id, options=options)
 counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.sources.items()))
 st.write(f"{summary.rows} rows - label sources {counts or 'none'}.")
-preview = text.splitlines()[:21]
-st.code("\n".join(preview), language=None)
-st.download_button("Download cleaned CSV", text, file_name=f"{project.name}-cleaned.csv",
-                   mime="text/csv", type="primary")
+st.code(export_csv_text(store, project.id, options=options, limit=20), language=None)
+# The whole file is built only when the button is pressed.
+st.download_button("Download cleaned CSV",
+                   lambda: export_csv_text(store, project.id, options=options),
+                   file_name=f"{project.name}-cleaned.csv", mime="text/csv", type="primary")

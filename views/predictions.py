@@ -39,9 +39,9 @@ summary = store.prediction_summary(run["id"], project.id)
 st.subheader("Per class")
 st.dataframe(pd.DataFrame(summary["per_class"]), width="stretch")
 if summary["human"]:
-    st.plotly_chart(charts.confusion_figure(*zip(*summary["human"]), labels,
+    st.plotly_chart(charts.confusion_figure(summary["human"], labels,
                                             title="Student vs human decisions"),
                     width="stretch")
 if summary["gold"]:
-    st.plotly_chart(charts.confusion_figure(*zip(*summary["gold"]), labels,
+    st.plotly_chart(charts.confusion_figure(summary["gold"], labels,
                                             title="Student vs gold labels"), width="stretch")
