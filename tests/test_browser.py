@@ -70,3 +70,24 @@ def test_upload_annotate_review_by_keyboard_and_export(tmp_path, trec_dir):
     saved = {d["label"] for d in decisions(db).values()}
     assert set(human["label"]) <= saved
     assert cleaned["text"].tolist()[1:] == frame["text"].tolist()[1:]
+
+
+def test_html_and_script_in_a_text_are_shown_as_text(tmp_path, trec_dir):
+    from candist_core.encoder import shared_encoder
+    from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project
+    hostile = ("<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+               " <b>bold</b> What is XSS ?")
+    db = tmp_path / "xss.db"
+    with Store(db) as store:
+        project = store.create_project("trec", load_schema(trec_dir / "labels.json"))
+        store.insert_samples(project.id, [("x", hostile, None)])
+        annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                         TeacherConfig(strategy="ca_all", r_all=0.01))
+    with streamlit_server(db) as url, chromium_page() as page:
+        page.goto(f"{url}/review")
+        shown = page.locator('[data-testid="stText"]').first
+        shown.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+        assert shown.inner_text() == hostile
+        assert page.evaluate("window.__pwned === undefined")
+        assert page.locator("b", has_text="bold").count() == 0
