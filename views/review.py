@@ -100,10 +100,12 @@ if queue["student_run"] is not None:
         probs = {l: float(p) for l, p in zip(labels, pred["probs"])}
 with st.container(border=True):
     st.text(sample.text)  # plain text, never rendered as HTML or Markdown
+    why = [f"the teacher kept {len(candidates)} of {len(labels)} labels"]
     if probs:
         top = max(probs, key=probs.get)
-        st.caption(f"Student: {top} ({probs[top]:.0%})"
-                   + (" - outside the teacher's candidates" if top not in candidates else ""))
+        why.append(f"the student says {top} ({probs[top]:.0%})"
+                   + (", outside the teacher's candidates" if top not in candidates else ""))
+    st.caption("Why here: " + "; ".join(why) + ".")
 buttons = candidate_buttons(candidates, probs)
 cols = st.columns(max(len(buttons), 1) + 3)
 for n, (name, caption) in enumerate(buttons[:9], start=1):
