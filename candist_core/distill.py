@@ -53,8 +53,13 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
         if sample.gold in index:
             gold[i] = index[sample.gold]
     data = TrainingData([s.id for s in samples], [s.text for s in samples], names, cand,
-                        human_idx, gold)
+                        human_idx, gold, label_texts=label_texts(schema))
     return data, run
+
+
+def label_texts(schema) -> list[str]:
+    """How labels are written for the student's head (and the offline teacher)."""
+    return [f"{l.name.replace('_', ' ')}: {l.description}" for l in schema.labels]
 
 
 def checkpoint_dir(store, project_name: str, run_id: int) -> Path:

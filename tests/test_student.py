@@ -159,3 +159,19 @@ def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(st
     metrics = project_metrics(store, trec200.id)["student"]
     assert metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1
     assert metrics["accuracy"] is not None and metrics["human_accuracy"] is not None
+
+
+def test_the_optional_cosine_head_starts_at_the_label_embeddings():
+    model, tokenizer = tiny_student()
+    cosine = StudentModel(model.encoder, 3, cosine=True)
+    labels = torch.randn(3, 32)
+    cosine.init_head_from_labels(labels)
+    torch.testing.assert_close(cosine.head.weight.norm(dim=1), torch.ones(3))
+    pooled = labels[1:2] * 5
+    cosine.eval()
+    assert cosine.classify(pooled).argmax().item() == 1
+    data = toy_data()
+    data.label_texts = [f"{l}: {WORDS[l]}" for l in LABELS]
+    result = Distiller(StudentConfig(method="candist", init_head=True, **FAST), model=cosine,
+                       tokenizer=tokenizer).fit(data)
+    assert result.probs.shape == (120, 3)
