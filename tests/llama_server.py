@@ -13,7 +13,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from apprunner import free_port
+from apprunner import free_port, stop
 
 
 def smollm2_gguf() -> Path:
@@ -51,12 +51,7 @@ def llama_server(*, log_dir: Path, alias: str = "smollm2", n_ctx: int = 2048,
                 time.sleep(0.3)
         yield url, proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc)
         log.close()
 
 
