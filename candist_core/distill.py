@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .records import StudentError
+from .schema import label_texts
 from .student import Distiller, StudentConfig, TrainingData
 
 
@@ -55,11 +56,6 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
     data = TrainingData([s.id for s in samples], [s.text for s in samples], names, cand,
                         human_idx, gold, label_texts=label_texts(schema))
     return data, run
-
-
-def label_texts(schema) -> list[str]:
-    """How labels are written for the student's head (and the offline teacher)."""
-    return [f"{l.name.replace('_', ' ')}: {l.description}" for l in schema.labels]
 
 
 def checkpoint_dir(store, project_name: str, run_id: int) -> Path:

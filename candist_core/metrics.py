@@ -109,13 +109,13 @@ def teacher_run_metrics(store, run: dict, num_classes: int, *,
 def student_run_metrics(store, run: dict, project_id: int) -> dict:
     preds = store.predictions(run["id"])
     by_sample = {p["sample_id"]: p["label"] for p in preds}
-    samples = store.samples(project_id, ids=list(by_sample))
+    gold = store.gold_labels(project_id)
     decisions = store.current_decisions(project_id)
     human = [(by_sample[sid], d["label"]) for sid, d in decisions.items()
              if d["action"] == "label" and sid in by_sample]
     return {
         "run_id": run["id"], "method": run["method"], "status": run["status"],
-        "accuracy": accuracy([by_sample[s.id] for s in samples], [s.gold for s in samples]),
+        "accuracy": accuracy(list(by_sample.values()), [gold.get(s) for s in by_sample]),
         "human_accuracy": accuracy([p for p, _ in human], [h for _, h in human]),
         "epochs_run": len(run["epochs"]), "best_epoch": run["best_epoch"],
         "predicted": len(preds),

@@ -114,21 +114,18 @@ def partition(probs: torch.Tensor, cand: torch.Tensor, *, delta: float, tau: flo
 
 def refined_targets(probs: torch.Tensor, cand: torch.Tensor, part: Partition, *,
                     gamma: float, components: Components = Components(),
-                    anchor: torch.Tensor | None = None,
                     fixed_targets: torch.Tensor | None = None,
                     fixed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5 targets and weights for a batch.
 
-    ``probs``: the current (detached) prediction, which Eq. 1 re-normalises. ``anchor``: the
-    epoch's prediction whose argmax gives the one-hot target of high-confidence samples
-    (defaults to ``probs``). Human-labeled rows (``fixed``) get ``fixed_targets`` as they
+    ``probs``: the epoch's (detached) prediction: Eq. 1 re-normalises it and its argmax is
+    the one-hot target of high-confidence samples. Human-labeled rows (``fixed``) get ``fixed_targets`` as they
     are. Weight 0 marks out-of-candidate samples that are not high-confidence.
     """
     targets = renormalized_targets(probs, cand) if components.renormalize else \
         uniform_targets(cand)
     targets = torch.where(part.small_loss.unsqueeze(1), sharpen(targets, gamma), targets)
-    anchor = probs if anchor is None else anchor
-    onehot = F.one_hot(anchor.argmax(1), probs.shape[1]).to(targets.dtype)
+    onehot = F.one_hot(probs.argmax(1), probs.shape[1]).to(targets.dtype)
     targets = torch.where(part.high_conf.unsqueeze(1), onehot, targets)
     weights = (~part.out | part.high_conf).to(targets.dtype)
     if fixed is not None and fixed.any():

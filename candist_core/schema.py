@@ -100,3 +100,9 @@ def check_replacement(in_use: set[str], new: LabelSchema, *, confirmed: bool) ->
         raise SchemaError(f"Refused: {', '.join(repr(l) for l in lost)} "
                           f"{'is' if len(lost) == 1 else 'are'} used by existing annotations, "
                           f"decisions or predictions. Confirm the migration to go on.")
+
+
+def label_texts(schema: LabelSchema) -> list[str]:
+    """How labels are written for the sentence encoder: the offline teacher ranks texts
+    against these, and the student's optional cosine head starts from them."""
+    return [f"{l.name.replace('_', ' ')}: {l.description}" for l in schema.labels]

@@ -310,6 +310,12 @@ class Store:
                 "VALUES (?,?,?,?)", [(project_id, e, t, g) for e, t, g in rows])
             return self.db.conn.total_changes - before
 
+    def gold_labels(self, project_id: int) -> dict[int, str]:
+        """sample id -> gold label, for the samples that have one."""
+        with self._lock:
+            return dict(self.db.execute("SELECT id, gold FROM samples WHERE project_id = ? "
+                                        "AND gold IS NOT NULL", [project_id]).fetchall())
+
     def has_gold(self, project_id: int) -> bool:
         return self._one("SELECT EXISTS (SELECT 1 FROM samples WHERE project_id = ? AND "
                          "gold IS NOT NULL) AS g", [project_id])["g"] == 1

@@ -18,6 +18,7 @@ import numpy as np
 
 from .prompts import STRATEGIES, is_multi
 from .records import LabelSchema, Sample, TeacherError
+from .schema import label_texts
 
 Progress = Callable[[int, int, dict], None]
 
@@ -147,8 +148,7 @@ class OfflineTeacher:
 
     def similarities(self, schema: LabelSchema, texts: list[str]) -> np.ndarray:
         """Cosine similarity of each text to "name: description" of each label, (n, C)."""
-        label_vecs = self.encoder.encode([f"{l.name.replace('_', ' ')}: {l.description}"
-                                          for l in schema.labels])  # as distill.label_texts
+        label_vecs = self.encoder.encode(label_texts(schema))
         return self.encoder.encode(texts) @ label_vecs.T
 
     def annotate(self, schema, samples, config, *, on_result, cancel, context) -> None:
