@@ -132,6 +132,17 @@ def ablation(store, project, name, base: StudentConfig) -> None:
               **train(store, project, config)})
 
 
+def _override(config: StudentConfig, item: str) -> tuple[str, object]:
+    """"name=value" -> (name, value typed like the field's current value)."""
+    name, _, raw = item.partition("=")
+    current = getattr(config, name)
+    if isinstance(current, bool):
+        return name, raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(current, (int, float)) and not isinstance(current, bool):
+        return name, type(current)(raw)
+    return name, raw
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", default="trec,banking77,medical_abstracts")
@@ -141,9 +152,14 @@ def main() -> None:
     parser.add_argument("--human", type=int, default=0)
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a StudentConfig field for every student (experiments)")
     args = parser.parse_args()
     sizes = {k: int(v) for k, v in (s.split("=") for s in args.sizes.split(","))}
     base = StudentConfig() if args.epochs is None else StudentConfig(epochs=args.epochs)
+    base = replace(base, **dict(_override(base, item) for item in args.set))
+    if args.set:
+        emit({"overrides": args.set})
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets.split(","):
             with Store(Path(tmp) / f"{name}.db") as store:

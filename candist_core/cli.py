@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,8 +65,7 @@ def cmd_import(args) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
-        print(f"Imported {report.imported} of {report.rows} rows "
-              f"({report.already_present} already present).")
+        print(report.summary_line())
     for line in report.messages():
         print(f"warning: {line}", file=sys.stderr)
     return 0
@@ -77,7 +77,8 @@ def cmd_export(args) -> int:
                             min_confidence=args.min_confidence, below=args.below)
     with _open(args) as store:
         project = store.get_project(args.project)
-        summary = write_export(store, project.id, args.out, options=options)
+        summary = write_export(store, project.id, args.out, options=options,
+                               allowed_dir=args.export_dir or None)
     sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.sources.items()))
     print(f"Wrote {summary.rows} rows to {args.out} ({sources or 'no rows'}).")
     return 0
@@ -176,7 +177,11 @@ def cmd_distill(args) -> int:
     with _open(args) as store:
         project = store.get_project(args.project)
         device = device_description(pick_device(config.device))
-        print(f"Training {config.method} on {device}.", file=sys.stderr)
+
+        def on_step(done: int, total: int) -> None:
+            if done == 1:   # said once training really starts, not before a refusal
+                print(f"Training {config.method} on {device}.", file=sys.stderr)
+            bar(done, total)
 
         def on_epoch(m: dict) -> None:
             parts = [f"epoch {m['epoch']}", f"loss {m['loss']:.3f}"]
@@ -186,7 +191,7 @@ def cmd_distill(args) -> int:
             print("\n" + ", ".join(parts), file=sys.stderr, flush=True)
 
         run_id = distill_project(store, project.id, config, on_epoch=on_epoch,
-                                 on_step=lambda d, t: bar(d, t))
+                                 on_step=on_step)
         run = store.student_run(run_id)
         metrics = student_run_metrics(store, run, project.id)
     if args.json:
@@ -235,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("export", "write the cleaned CSV")
     p.add_argument("--out", required=True)
+    p.add_argument("--export-dir", default=os.environ.get("CANDIST_EXPORT_DIR"),
+                   help="refuse to write outside this folder (default: $CANDIST_EXPORT_DIR, "
+                        "unset = anywhere)")
     p.add_argument("--min-confidence", type=float, default=0.0)
     p.add_argument("--below", choices=["blank", "drop"], default="blank",
                    help="rows under --min-confidence: leave unlabeled or leave out")

@@ -36,7 +36,7 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
              if d["action"] == "label" and d["label"] in index}
     if not annotations and not human:
         raise StudentError("No teacher annotations and no human labels yet: run 'annotate' "
-                           "first.")
+                           "first, or review some samples.")
     samples = store.samples(project_id)
     n, c = len(samples), len(names)
     cand = torch.zeros((n, c), dtype=torch.bool)

@@ -85,6 +85,10 @@ class ImportReport:
     nul_bytes_removed: int = 0
     encoding: str = "utf-8"
 
+    def summary_line(self) -> str:
+        return (f"Imported {self.imported} of {self.rows} rows "
+                f"({self.already_present} already present).")
+
     def messages(self) -> list[str]:
         """Human-readable lines describing every problem found (empty when none)."""
         out = []

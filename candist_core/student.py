@@ -9,7 +9,6 @@ teacher-annotated samples the student never trains on.
 """
 from __future__ import annotations
 
-import copy
 import math
 import random
 import threading
@@ -53,7 +52,7 @@ class StudentConfig:
     mixup: bool = True              # mixup of pooled embeddings and targets, Beta(4, 4)
     mixup_alpha: float = 4.0
     eta_max: float = 1.0            # weight of the regularisers, ramped 0 -> eta_max
-    init_head: bool = False         # cosine head starting at the label-description embeddings
+    head_init: str = "random"       # random | labels | prototypes (cosine heads, see below)
     head_lr_mult: float = 1.0       # learning-rate factor of the new head
     holdout: float = 0.1            # held-back share for label-free model selection
     max_holdout: int = 500
@@ -70,6 +69,9 @@ class StudentConfig:
             raise StudentError("--max-length must be between 8 and 512.")
         if not 0 < self.lr < 1:
             raise StudentError("--lr must be between 0 and 1.")
+        if self.head_init not in HEAD_INITS:
+            raise StudentError(f"Unknown head start {self.head_init!r}: use "
+                               f"{', '.join(HEAD_INITS)}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,14 +114,16 @@ class FitResult:
     cancelled: bool = False
 
 
+HEAD_INITS = ("random", "labels", "prototypes")
+
+
 class StudentModel(nn.Module):
     """Encoder + mean pooling + a linear head (all-MiniLM-L6-v2 is trained for mean pooling).
 
     With ``cosine=True`` the head is ``scale * normalize(pooled) @ W.T + b``, and
     :meth:`init_head_from_labels` can start it at the embeddings of "name: description" of
-    each label, i.e. where a zero-shot ranking of the labels is (measured: keeps a 77-class
-    student at the teacher's level with 20 examples a class, but anchors a 6-class one to
-    the teacher's mistakes; so it is an option, off by default).
+    each label (where the offline teacher's zero-shot ranking is) or at class prototypes of
+    the candidate sets (see ``StudentConfig.head_init`` and bench/RESULTS.md).
     """
 
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1,
@@ -149,6 +153,15 @@ class StudentModel(nn.Module):
     def forward(self, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.embed(input_ids, attention_mask)
         return self.classify(pooled), pooled
+
+
+def class_prototypes(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(C, hidden) target-weighted means of the unit embeddings: a nearest-centroid start
+    built from the candidate sets themselves (uniform over each set), not from the
+    teacher's ranking inside a set. A class with no weight gets a zero row."""
+    unit = F.normalize(pooled.float(), dim=-1)
+    sums = targets.float().T @ unit
+    return sums / targets.float().sum(0).clamp(min=1e-9).unsqueeze(1)
 
 
 def load_student(model: str | None, num_labels: int, *, cosine: bool = False
@@ -231,40 +244,30 @@ class Distiller:
     @torch.inference_mode()
     def predict(self, model: StudentModel, ids: list[list[int]], rows: Sequence[int],
                 *, batch_size: int = 128) -> torch.Tensor:
-        model.eval()
-        out = []
-        order = sorted(rows, key=lambda i: len(ids[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            with self._autocast():
-                logits, _ = model(*self._batch(ids, chunk))
-            out.append(F.softmax(logits.float(), 1).cpu())
-        probs = torch.cat(out) if out else torch.zeros((0, model.head.out_features))
-        result = torch.empty_like(probs)
-        result[_inverse(order, rows)] = probs
-        return result
+        """Softmax outputs of ``rows`` in eval mode (no dropout), aligned with ``rows``."""
+        pooled = self.embed_rows(model, ids, rows, batch_size=batch_size)
+        if not len(pooled):
+            return torch.zeros((0, model.head.out_features))
+        logits = model.classify(pooled.to(self.device)).float()
+        return F.softmax(logits, 1).cpu()
 
     # ------------------------------------------------------------------ train
     def fit(self, data: TrainingData) -> FitResult:
         cfg = self.config
         _seed_everything(cfg.seed)
         if self._model is None:
-            self._model, self._tokenizer = load_student(cfg.model, len(data.labels),
-                                                        cosine=cfg.init_head)
+            self._model, self._tokenizer = load_student(
+                cfg.model, len(data.labels), cosine=cfg.head_init != "random")
         model = self._model.to(self.device)
         n, num_labels = len(data.texts), len(data.labels)
         ids, max_length = self._tokenize(data.texts, cfg.max_length)
-        if cfg.init_head and data.label_texts and model.cosine:
-            label_ids, _ = self._tokenize(data.label_texts, max_length)
-            model.eval()
-            with torch.inference_mode():
-                pooled = model.embed(*self._batch(label_ids, range(len(label_ids))))
-            model.init_head_from_labels(pooled.detach().clone())
         cand = data.cand.clone()
         fixed = data.fixed
         fixed_targets = F.one_hot(data.human.clamp(min=0), num_labels).float()
         trainable = data.trainable
         train_rows, val_rows, val_kind = self._split(data, trainable)
+        if model.cosine and cfg.head_init != "random":
+            self._init_head(model, data, ids, max_length, train_rows, fixed_targets)
         if not train_rows:
             raise StudentError("Nothing to train on: the teacher run has no candidate sets "
                                "and there are no human labels.")
@@ -309,6 +312,39 @@ class Distiller:
                  "small_loss": final_part.small_loss.numpy()}
         return FitResult(final.numpy(), history, best[1], flags, best[2], max_length,
                          cancelled)
+
+    def _init_head(self, model, data, ids, max_length, train_rows, fixed_targets) -> None:
+        """Start a cosine head at the label descriptions or at the class prototypes."""
+        if self.config.head_init == "labels" and data.label_texts:
+            label_ids, _ = self._tokenize(data.label_texts, max_length)
+            model.eval()
+            with torch.inference_mode():
+                pooled = model.embed(*self._batch(label_ids, range(len(label_ids))))
+            model.init_head_from_labels(pooled.detach().clone())
+        elif self.config.head_init == "prototypes" and train_rows:
+            pooled = self.embed_rows(model, ids, train_rows)
+            rows = torch.tensor(train_rows)
+            targets = torch.where(data.fixed[rows].unsqueeze(1), fixed_targets[rows],
+                                  uniform_targets(data.cand[rows]))
+            model.init_head_from_labels(class_prototypes(pooled, targets))
+
+    @torch.inference_mode()
+    def embed_rows(self, model: StudentModel, ids, rows: Sequence[int], *,
+                   batch_size: int = 128) -> torch.Tensor:
+        """Pooled embeddings of ``rows`` in eval mode, batched by length, in row order."""
+        model.eval()
+        order = sorted(rows, key=lambda i: len(ids[i]))
+        out = []
+        for start in range(0, len(order), batch_size):
+            with self._autocast():
+                out.append(model.embed(*self._batch(ids, order[start:start + batch_size]))
+                           .float().cpu())
+        if not out:
+            return torch.zeros((0, model.encoder.config.hidden_size))
+        pooled = torch.cat(out)
+        result = torch.empty_like(pooled)
+        result[_inverse(order, rows)] = pooled
+        return result
 
     def _setup_optimisation(self, model: StudentModel, total_steps: int) -> None:
         cfg = self.config

@@ -23,35 +23,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def streamlit_server(db: Path, *, timeout: float = 90):
-    """``streamlit run app.py`` on a free loopback port against ``db``; yields the URL."""
+def wait_until_answers(url: str, proc: subprocess.Popen, log: Path, *, timeout: float,
+                       what: str, expect: bytes | None = None) -> None:
+    """Poll ``url`` until it answers (with ``expect``, if given); fail with the server's
+    log tail if the process dies or the time runs out."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if expect is None or r.read() == expect:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"{what} did not start: " + log.read_text()[-2000:])
+        time.sleep(0.3)
+
+
+def start_streamlit(db: Path, *, timeout: float = 90) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` on a free loopback port against ``db``, answering; the
+    caller stops it (tests that kill the server on purpose need the process)."""
     port = free_port()
     env = {**os.environ, "CANDIST_DB": str(db), "HF_HUB_OFFLINE": "1"}
-    log = open(db.parent / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = db.parent / f"streamlit-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("streamlit did not start: "
-                                   + (db.parent / "streamlit.log").read_text()[-2000:])
-            time.sleep(0.3)
+        wait_until_answers(url + "/_stcore/health", proc, log_path, timeout=timeout,
+                           what="streamlit", expect=b"ok")
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc, url
+
+
+@contextlib.contextmanager
+def streamlit_server(db: Path, *, timeout: float = 90):
+    """``streamlit run app.py`` against ``db`` for the block; yields the URL."""
+    proc, url = start_streamlit(db, timeout=timeout)
+    try:
         yield url
     finally:
         stop(proc)
-        log.close()
 
 
 def stop(proc: subprocess.Popen, *, grace: float = 10) -> None:

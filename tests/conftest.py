@@ -50,3 +50,54 @@ def run_cli(*args: str, check: bool = False, timeout: float = 600) -> subprocess
     if check and proc.returncode != 0:
         raise AssertionError(f"CLI failed ({proc.returncode}): {proc.stderr}")
     return proc
+
+
+# ------------------------------------------------------------ reliability summary line
+@pytest.fixture
+def tally(record_property):
+    """Feeds the reliability summary line: ``tally("kill", "streamlit decisions")`` names a
+    scenario of a kind (kill, fault, bad_input); ``tally(lost_decisions=0)`` adds counts."""
+    def note(kind: str | None = None, name: str | None = None, **counts: int) -> None:
+        if kind:
+            record_property("reliability", (kind, name))
+        for key, value in counts.items():
+            record_property(key, value)
+    return note
+
+
+def reliability_summary(reports: list, failed: list) -> str | None:
+    """One line: distinct scenarios per kind among passed tests, and the lost counts."""
+    kinds = {"kill": set(), "fault": set(), "bad_input": set()}
+    lost = {"lost_replies": 0, "lost_decisions": 0}
+    seen = False
+    for report in reports:
+        for key, value in report.user_properties:
+            if key == "reliability":
+                seen = True
+                kinds[value[0]].add(value[1])
+            elif key in lost:
+                lost[key] += int(value)
+    broken = sum(1 for r in failed if "reliability/" in r.nodeid
+                 or any(k == "reliability" for k, _ in r.user_properties))
+    if not seen and not broken:
+        return None
+    line = (f"reliability: {len(kinds['kill'])} kill scenarios, {len(kinds['fault'])} fault "
+            f"kinds, {len(kinds['bad_input'])} bad inputs passed; "
+            f"{lost['lost_replies']} lost replies, {lost['lost_decisions']} lost decisions")
+    return line + (f"; {broken} reliability test(s) FAILED" if broken else "")
+
+
+def pytest_terminal_summary(terminalreporter):
+    stats = terminalreporter.stats
+    line = reliability_summary([r for r in stats.get("passed", []) if r.when == "call"],
+                               [r for r in stats.get("failed", []) if r.when == "call"])
+    if line:
+        terminalreporter.write_sep("=", line)
+
+
+@pytest.fixture
+def fake():
+    """A fault-injecting OpenAI-protocol server on 127.0.0.1 (stands in for the cloud)."""
+    from fake_openai import FakeOpenAI
+    with FakeOpenAI() as server:
+        yield server

@@ -29,6 +29,7 @@ class FakeOpenAI:
         self.answer = answer
         self.script: deque = deque()
         self.requests: list[dict] = []
+        self.headers: list[dict] = []   # request headers, lower-cased names
         self.times: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -51,6 +52,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with fake._lock:
                     fake.requests.append(body)
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                     fake.times.append(time.perf_counter())
                     behaviour = fake.script.popleft() if fake.script else None
                     fake.in_flight += 1

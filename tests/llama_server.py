@@ -7,13 +7,12 @@ import importlib.metadata
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from apprunner import free_port, stop
+from apprunner import free_port, stop, wait_until_answers
 
 
 def smollm2_gguf() -> Path:
@@ -39,16 +38,8 @@ def llama_server(*, log_dir: Path, alias: str = "smollm2", n_ctx: int = 2048,
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("llama server did not start: "
-                                       + (log_dir / f"llama-{port}.log").read_text()[-2000:])
-                time.sleep(0.3)
+        wait_until_answers(url + "/models", proc, log_dir / f"llama-{port}.log",
+                           timeout=timeout, what="llama server")
         yield url, proc
     finally:
         stop(proc)

@@ -28,27 +28,19 @@ def test_make_run_serves_the_app_on_a_fresh_database(tmp_path):
     import os
     import signal
     import subprocess
-    import time
 
-    from apprunner import ROOT, free_port
+    from apprunner import ROOT, free_port, wait_until_answers
     port = free_port()
     db = tmp_path / "fresh.db"
     env = {**os.environ, "STREAMLIT_SERVER_HEADLESS": "true"}
-    proc = subprocess.Popen(["make", "run", f"DB={db}", f"PORT={port}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    log = tmp_path / "make-run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["make", "run", f"DB={db}", f"PORT={port}"], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError("make run did not serve the app")
+        wait_until_answers(f"http://127.0.0.1:{port}/_stcore/health", proc, log,
+                           timeout=300, what="make run", expect=b"ok")
         with chromium_page() as page:
             page.goto(f"http://127.0.0.1:{port}")
             page.get_by_text("Project: demo").wait_for(timeout=60_000)

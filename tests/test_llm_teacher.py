@@ -1,45 +1,21 @@
-"""The LLM teacher against a real loopback HTTP server speaking the OpenAI protocol, with
-injected faults: retries, error records, cache, resume, concurrency, key hygiene."""
+"""The LLM teacher against a real loopback HTTP server speaking the OpenAI protocol:
+structured output, parsing, cache, resume, concurrency, strategies, demonstrations.
+Faults and key hygiene are in tests/reliability/test_network_faults.py."""
 import json
 import threading
 import time
 
 import pytest
 
-from candist_core.llm_teacher import LLMTeacher, redact
-from candist_core.metrics import project_metrics
-from candist_core.records import TeacherError
-from candist_core.schema import build_schema
+from animals import FAST, KEY, SCHEMA, animals_project, run, teacher_for
+from candist_core.llm_teacher import redact
 from candist_core.teacher import TeacherConfig, annotate_project
-from fake_openai import FakeOpenAI, first_label_answer
-
-KEY = "sk-test-RECOGNISABLE-0123456789abcdef"
-SCHEMA = build_schema("Sort animal questions.", ["cat", "dog", "bird"])
-FAST = dict(shots=0, backoff_base=0.01, max_retries=2, timeout=1.0, concurrency=1)
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
+from fake_openai import first_label_answer
 
 
 @pytest.fixture
 def project(store):
-    project = store.create_project("animals", SCHEMA)
-    texts = ["is my cat ok", "a dog barks", "bird song", "cat or dog", "which bird",
-             "the dog", "my cat", "no animal here"]
-    store.insert_samples(project.id, [(str(i), t, None) for i, t in enumerate(texts)])
-    return project
-
-
-def teacher_for(fake, **kw):
-    return LLMTeacher.connect(base_url=fake.url, model="fake-model", api_key=KEY, **kw)
-
-
-def run(store, project, fake, *, teacher=None, **config):
-    config = TeacherConfig(**{"strategy": "ca_all", **FAST, **config})
-    return annotate_project(store, project.id, teacher or teacher_for(fake), config)
+    return animals_project(store)
 
 
 def test_structured_replies_become_candidate_sets(store, project, fake):
@@ -69,73 +45,6 @@ def test_free_text_replies_are_parsed(store, project, fake):
     assert all(r["candidates"] == ["dog", "cat"] for r in store.annotations(summary.run_id))
 
 
-FAULTS = [
-    ("rate_limit", {"status": 429}),
-    ("server_error", {"status": 500}),
-    ("server_error", {"status": 502}),
-    ("server_error", {"status": 503}),
-    ("connection", "reset"),
-    ("timeout", "hang"),
-    ("malformed_response", "malformed"),
-]
-
-
-@pytest.mark.parametrize("kind, fault", FAULTS, ids=[f"{k}-{f}" for k, f in FAULTS])
-def test_a_fault_that_persists_is_retried_then_recorded_and_the_batch_goes_on(
-        store, project, fake, kind, fault):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'}, fault, fault, fault])
-    summary = run(store, project, fake)
-    assert summary.status == "incomplete"
-    assert (summary.annotated, summary.failed) == (7, 1)
-    assert dict(summary.errors) == {kind: 1}
-    assert len(fake.chat_requests()) == 8 + 2  # the failing sample was tried 3 times
-    errors = store.annotations(summary.run_id, errors_only=True)
-    assert [e["error_kind"] for e in errors] == [kind]
-
-
-@pytest.mark.parametrize("kind, fault", FAULTS, ids=[f"{k}-{f}" for k, f in FAULTS])
-def test_a_transient_fault_is_retried_and_the_sample_annotated(store, project, fake, kind,
-                                                               fault):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'}, fault])
-    summary = run(store, project, fake)
-    assert (summary.status, summary.annotated, summary.requests) == ("done", 8, 9)
-
-
-def test_retry_after_is_honoured(store, project, fake):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'},
-                        {"status": 429, "headers": {"Retry-After": "1"}}])
-    run(store, project, fake)
-    assert fake.times[2] - fake.times[1] >= 0.95
-
-
-def test_backoff_grows_between_attempts(store, project, fake):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'}, {"status": 503}, {"status": 503}])
-    run(store, project, fake, backoff_base=0.2)
-    gaps = [fake.times[2] - fake.times[1], fake.times[3] - fake.times[2]]
-    assert gaps[0] >= 0.2 and gaps[1] >= 0.4
-
-
-@pytest.mark.parametrize("content, kind", [
-    ('{"labels": ["banana"]}', "no_valid_label"),
-    ("none of these fit", "no_valid_label"),
-    ("", "unparseable"),
-])
-def test_replies_naming_no_valid_label_are_recorded_and_counted(store, project, fake,
-                                                                 content, kind):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'}, {"content": content}])
-    summary = run(store, project, fake)
-    assert dict(summary.errors) == {kind: 1}
-    error = store.annotations(summary.run_id, errors_only=True)[0]
-    assert error["raw"] == content
-    assert project_metrics(store, project.id)["teacher"]["invalid_rate"] == 1 / 8
-
-
-def test_an_empty_choice_list_is_an_error_row(store, project, fake):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'}, "empty_choices"])
-    summary = run(store, project, fake)
-    assert dict(summary.errors) == {"empty_choices": 1}
-
-
 def test_replies_are_cached_and_never_requested_twice(store, project, fake):
     run(store, project, fake)
     other = store.create_project("copy", SCHEMA)
@@ -145,15 +54,6 @@ def test_replies_are_cached_and_never_requested_twice(store, project, fake):
                                TeacherConfig(strategy="ca_all", **FAST))
     assert (summary.requests, summary.cached, summary.annotated) == (0, 8, 8)
     assert len(fake.chat_requests()) == 8
-
-
-def test_errors_are_not_cached(store, project, fake):
-    fake.script.extend([{"content": '{"labels": ["cat"]}'}] + [{"status": 500}] * 3)
-    first = run(store, project, fake)
-    assert first.failed == 1
-    second = run(store, project, fake)
-    assert (second.run_id, second.already_done, second.requests, second.status) == \
-        (first.run_id, 7, 1, "done")
 
 
 def test_a_cancelled_run_resumes_without_repeating_samples(store, project, fake):
@@ -247,26 +147,6 @@ def test_reviewed_samples_become_the_demonstration_pool(store, project, fake):
     own = next(r for r in fake.chat_requests()
                if r["messages"][-1]["content"] == "Text: is my cat ok")
     assert own["messages"][1]["content"] == "Text: a dog barks"  # never itself
-
-
-def test_a_refused_key_stops_the_run_and_the_key_is_nowhere(store, project, fake, tmp_path):
-    fake.script.append({"status": 401, "body": {"error": {
-        "message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error"}}})
-    with pytest.raises(TeacherError) as err:
-        run(store, project, fake)
-    assert str(err.value) == ("The server refused the API key (401): check the key for this "
-                              "server.")
-    store.db.execute("PRAGMA wal_checkpoint(FULL)")
-    for path in tmp_path.iterdir():
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes()
-    assert store.teacher_runs(project.id)[0]["status"] == "failed"
-
-
-def test_an_unknown_model_is_named(store, project, fake):
-    fake.script.append({"status": 404})
-    with pytest.raises(TeacherError, match="does not know model 'fake-model'"):
-        run(store, project, fake)
 
 
 def test_key_like_strings_are_redacted():

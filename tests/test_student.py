@@ -9,9 +9,8 @@ from candist_core.encoder import default_model_path
 from candist_core.importing import ImportOptions, import_csv
 from candist_core.metrics import project_metrics
 from candist_core.records import StudentError
-from candist_core.schema import build_schema
 from candist_core.student import (Distiller, StudentConfig, StudentModel, TrainingData,
-                                  choose_max_length, mask_tokens)
+                                  choose_max_length, class_prototypes, mask_tokens)
 
 LABELS = ["sports", "food", "music"]
 WORDS = {"sports": "goal match team score", "food": "pizza bread cheese soup",
@@ -172,6 +171,29 @@ def test_the_optional_cosine_head_starts_at_the_label_embeddings():
     assert cosine.classify(pooled).argmax().item() == 1
     data = toy_data()
     data.label_texts = [f"{l}: {WORDS[l]}" for l in LABELS]
-    result = Distiller(StudentConfig(method="candist", init_head=True, **FAST), model=cosine,
+    result = Distiller(StudentConfig(method="candist", head_init="labels", **FAST), model=cosine,
                        tokenizer=tokenizer).fit(data)
     assert result.probs.shape == (120, 3)
+
+
+def test_class_prototypes_are_set_weighted_means_of_unit_embeddings():
+    pooled = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]])  # last row: no set
+    unit = pooled / pooled.norm(dim=1, keepdim=True)
+    expected = torch.stack([(unit[0] + 0.5 * unit[1]) / 1.5, unit[1]])
+    torch.testing.assert_close(class_prototypes(pooled, targets), expected)
+
+
+def test_a_prototype_head_starts_as_a_nearest_centroid_classifier():
+    model, tokenizer = tiny_student()
+    cosine = StudentModel(model.encoder, 3, cosine=True)
+    data = toy_data(noisy_sets=False)
+    distiller = Distiller(StudentConfig(method="candist", head_init="prototypes", epochs=1,
+                                        holdout=0.0), model=cosine, tokenizer=tokenizer)
+    ids, max_length = distiller._tokenize(data.texts, None)
+    rows = list(range(len(data.texts)))
+    distiller._init_head(cosine, data, ids, max_length, rows, torch.zeros(len(rows), 3))
+    pooled = distiller.embed_rows(cosine, ids, rows)
+    expected = class_prototypes(pooled, data.cand.float())
+    torch.testing.assert_close(cosine.head.weight, expected / expected.norm(dim=1,
+                                                                             keepdim=True))

@@ -12,6 +12,11 @@ store, project = require_project()
 st.title("Distill")
 key = f"distill:{project.id}"
 job = registry().get(key)
+# A run left 'running' by a server that was killed is marked failed, and said so.
+store.fail_stale_student_runs(project.id)
+latest = next(iter(store.student_runs(project.id)), None)
+if latest and latest["status"] == "failed" and not (job and job.running):
+    st.warning(f"Run #{latest['id']} ({latest['method']}) failed: {latest['error']}")
 d = StudentConfig()
 st.caption(f"Device: {device_description(pick_device('auto'))}")
 c1, c2, c3 = st.columns(3)
