@@ -25,7 +25,7 @@ from .prompts import STRATEGIES
 from .records import CandistError, ProjectError, TeacherError
 from .schema import load_schema
 from .store import Store
-from .student import METHODS, StudentConfig, with_overrides
+from .student import HEAD_INITS, METHODS, StudentConfig, with_overrides
 from .teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -172,7 +172,8 @@ def cmd_distill(args) -> int:
     config = with_overrides(StudentConfig(method=args.method), epochs=args.epochs, lr=args.lr,
                             max_length=args.max_length, batch_size=args.batch_size,
                             device=args.device, model=args.model, seed=args.seed,
-                            delta=args.delta, gamma=args.gamma, tau=args.tau)
+                            delta=args.delta, gamma=args.gamma, tau=args.tau,
+                            head_init=args.head)
     bar = ProgressBar("distill")
     with _open(args) as store:
         project = store.get_project(args.project)
@@ -289,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=None)
     p.add_argument("--gamma", type=float, default=None)
     p.add_argument("--tau", type=float, default=None)
+    p.add_argument("--head", choices=list(HEAD_INITS), default=None,
+                   help="how the classifier head starts (default auto: prototypes of the "
+                        "candidate sets under 50 samples a class, else random)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print the student metrics as JSON")
 

@@ -10,7 +10,8 @@ from candist_core.importing import ImportOptions, import_csv
 from candist_core.metrics import project_metrics
 from candist_core.records import StudentError
 from candist_core.student import (Distiller, StudentConfig, StudentModel, TrainingData,
-                                  choose_max_length, class_prototypes, mask_tokens)
+                                  choose_max_length, class_prototypes, mask_tokens,
+                                  resolve_head)
 
 LABELS = ["sports", "food", "music"]
 WORDS = {"sports": "goal match team score", "food": "pizza bread cheese soup",
@@ -192,8 +193,19 @@ def test_a_prototype_head_starts_as_a_nearest_centroid_classifier():
                                         holdout=0.0), model=cosine, tokenizer=tokenizer)
     ids, max_length = distiller._tokenize(data.texts, None)
     rows = list(range(len(data.texts)))
-    distiller._init_head(cosine, data, ids, max_length, rows, torch.zeros(len(rows), 3))
+    distiller._init_head(cosine, "prototypes", data, ids, max_length, rows,
+                         torch.zeros(len(rows), 3))
     pooled = distiller.embed_rows(cosine, ids, rows)
     expected = class_prototypes(pooled, data.cand.float())
     torch.testing.assert_close(cosine.head.weight, expected / expected.norm(dim=1,
                                                                              keepdim=True))
+
+
+@pytest.mark.parametrize("head_init, samples, classes, expected", [
+    ("auto", 1500, 77, "prototypes"),   # ~20 a class: too few to learn a random head
+    ("auto", 1500, 6, "random"),        # 250 a class
+    ("random", 100, 77, "random"),      # an explicit choice is kept
+    ("labels", 5000, 2, "labels"),
+])
+def test_the_head_start_depends_on_samples_per_class(head_init, samples, classes, expected):
+    assert resolve_head(StudentConfig(head_init=head_init), samples, classes) == expected

@@ -5,7 +5,7 @@ from candist_core import charts
 from candist_core.distill import distill_project
 from candist_core.encoder import device_description, pick_device
 from candist_core.records import CandistError
-from candist_core.student import StudentConfig
+from candist_core.student import HEAD_INITS, StudentConfig
 from views.common import registry, require_project, show_job
 
 store, project = require_project()
@@ -33,9 +33,14 @@ with st.expander("More settings"):
     tau = a3.slider("tau (high confidence)", 0.5, 1.0, d.tau)
     gamma = a4.slider("gamma (sharpening)", 0.5, 1.0, d.gamma)
     model = st.text_input("Model directory (empty: all-MiniLM-L6-v2)", value="")
+    head_init = st.selectbox(
+        "Classifier head starts", HEAD_INITS, format_func=lambda h: {
+            "auto": "auto (prototypes under 50 samples a class, else random)",
+            "random": "random", "labels": "at the label descriptions",
+            "prototypes": "at the class prototypes of the candidate sets"}[h])
 config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        batch_size=int(batch_size), delta=delta, tau=tau, gamma=gamma,
-                       model=model or None)
+                       model=model or None, head_init=head_init)
 if st.button("Start distillation", type="primary", disabled=bool(job and job.running)):
     def work(j):
         def on_epoch(m):
