@@ -109,8 +109,9 @@ def save_student(trainer: Distiller, result, labels: list[str], path: Path) -> P
     model.encoder.save_pretrained(path)
     trainer.tokenizer.save_pretrained(path)
     torch.save(model.head.state_dict(), path / "head.pt")
-    (path / "labels.json").write_text(json.dumps({"labels": labels,
-                                                  "max_length": result.max_length}))
+    (path / "labels.json").write_text(json.dumps({
+        "labels": labels, "max_length": result.max_length,
+        "head": {"cosine": model.cosine, "scale": model.scale}}))
     return path
 
 

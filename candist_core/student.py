@@ -267,7 +267,7 @@ class Distiller:
     def fit(self, data: TrainingData) -> FitResult:
         cfg = self.config
         _seed_everything(cfg.seed)
-        head = resolve_head(cfg, int(data.trainable.sum()), len(data.labels))
+        head = self.head_start = resolve_head(cfg, int(data.trainable.sum()), len(data.labels))
         if self._model is None:
             self._model, self._tokenizer = load_student(cfg.model, len(data.labels),
                                                         cosine=head != "random")
@@ -500,7 +500,8 @@ class Distiller:
                    "d_out": int(part.out.sum()) if part is not None else 0,
                    "d_sl": int(part.small_loss.sum()) if part is not None else 0,
                    "d_hc": int(part.high_conf.sum()) if part is not None else 0,
-                   "validation": val_kind, "human_accuracy": None, "gold_accuracy": None}
+                   "validation": val_kind, "human_accuracy": None, "gold_accuracy": None,
+                   "head": self.head_start}
         pred = probs.argmax(1)
         if val_rows:
             rows = torch.tensor(val_rows)
