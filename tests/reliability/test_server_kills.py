@@ -26,6 +26,14 @@ def check_integrity(db) -> None:
         assert store.integrity_check() == "ok"
 
 
+def ready_for_keys(page):
+    """The review page has rendered its buttons (so its shortcuts are bound) and is idle."""
+    page.get_by_role("button", name="Skip").wait_for(timeout=60_000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=60_000)
+    page.locator('[data-testid="stText"]').first.click()
+
+
 def test_decisions_the_page_confirmed_survive_a_killed_server(tmp_path, trec_dir, tally):
     db = trec_db(tmp_path, trec_dir, rows=40, annotate=True)
     confirmed = []
@@ -34,8 +42,7 @@ def test_decisions_the_page_confirmed_survive_a_killed_server(tmp_path, trec_dir
         with chromium_page() as page:
             page.goto(f"{url}/review")
             shown = page.locator('[data-testid="stText"]').first
-            shown.wait_for(timeout=60_000)
-            shown.click()
+            ready_for_keys(page)
             for n in range(1, 9):
                 text = shown.inner_text()
                 page.keyboard.press("1")
@@ -58,7 +65,7 @@ def test_decisions_the_page_confirmed_survive_a_killed_server(tmp_path, trec_dir
         with chromium_page() as page:
             page.goto(f"{url}/review")
             page.get_by_text(f"- {saved} decided in the project").wait_for(timeout=60_000)
-            page.locator('[data-testid="stText"]').first.click()
+            ready_for_keys(page)
             page.keyboard.press("1")
             page.get_by_text(f"- {saved + 1} decided in the project").wait_for(timeout=30_000)
     finally:
