@@ -138,7 +138,7 @@ def _override(config: StudentConfig, item: str) -> tuple[str, object]:
     current = getattr(config, name)
     if isinstance(current, bool):
         return name, raw.lower() in ("1", "true", "yes", "on")
-    if isinstance(current, (int, float)) and not isinstance(current, bool):
+    if isinstance(current, (int, float)):
         return name, type(current)(raw)
     return name, raw
 

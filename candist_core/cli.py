@@ -292,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=None)
     p.add_argument("--head", choices=list(HEAD_INITS), default=None,
                    help="how the classifier head starts (default auto: prototypes of the "
-                        "candidate sets under 50 samples a class, else random)")
+                        f"candidate sets under {StudentConfig.prototypes_below:g} samples a "
+                        "class, else random)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print the student metrics as JSON")
 

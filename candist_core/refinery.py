@@ -119,8 +119,9 @@ def refined_targets(probs: torch.Tensor, cand: torch.Tensor, part: Partition, *,
     """Eq. 5 targets and weights for a batch.
 
     ``probs``: the epoch's (detached) prediction: Eq. 1 re-normalises it and its argmax is
-    the one-hot target of high-confidence samples. Human-labeled rows (``fixed``) get ``fixed_targets`` as they
-    are. Weight 0 marks out-of-candidate samples that are not high-confidence.
+    the one-hot target of high-confidence samples. Human-labeled rows (``fixed``) get
+    ``fixed_targets`` as they are. Weight 0 marks out-of-candidate samples that are not
+    high-confidence.
     """
     targets = renormalized_targets(probs, cand) if components.renormalize else \
         uniform_targets(cand)

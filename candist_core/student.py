@@ -133,7 +133,7 @@ class StudentModel(nn.Module):
     """Encoder + mean pooling + a linear head (all-MiniLM-L6-v2 is trained for mean pooling).
 
     With ``cosine=True`` the head is ``scale * normalize(pooled) @ W.T + b``, and
-    :meth:`init_head_from_labels` can start it at the embeddings of "name: description" of
+    :meth:`start_head_at` can start it at the embeddings of "name: description" of
     each label (where the offline teacher's zero-shot ranking is) or at class prototypes of
     the candidate sets (see ``StudentConfig.head_init`` and bench/RESULTS.md).
     """
@@ -157,14 +157,21 @@ class StudentModel(nn.Module):
         return self.head(self.dropout(pooled))
 
     @torch.no_grad()
-    def init_head_from_labels(self, label_embeddings: torch.Tensor) -> None:
-        """Head rows := unit label embeddings, bias 0 (shape (C, hidden))."""
-        self.head.weight.copy_(F.normalize(label_embeddings.float(), dim=-1))
+    def start_head_at(self, directions: torch.Tensor) -> None:
+        """Head rows := the unit ``directions`` (C, hidden), bias 0: class c starts scoring
+        a text by its cosine to direction c."""
+        self.head.weight.copy_(F.normalize(directions.float(), dim=-1))
         self.head.bias.zero_()
 
     def forward(self, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.embed(input_ids, attention_mask)
         return self.classify(pooled), pooled
+
+
+def set_targets(cand: torch.Tensor, fixed: torch.Tensor, fixed_targets: torch.Tensor
+                ) -> torch.Tensor:
+    """Uniform over each candidate set; a human label's one-hot where there is one."""
+    return torch.where(fixed.unsqueeze(1), fixed_targets, uniform_targets(cand))
 
 
 def class_prototypes(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -331,16 +338,12 @@ class Distiller:
         """Start a cosine head at the label descriptions or at the class prototypes."""
         if head == "labels" and data.label_texts:
             label_ids, _ = self._tokenize(data.label_texts, max_length)
-            model.eval()
-            with torch.inference_mode():
-                pooled = model.embed(*self._batch(label_ids, range(len(label_ids))))
-            model.init_head_from_labels(pooled.detach().clone())
+            model.start_head_at(self.embed_rows(model, label_ids, range(len(label_ids))))
         elif head == "prototypes" and train_rows:
-            pooled = self.embed_rows(model, ids, train_rows)
             rows = torch.tensor(train_rows)
-            targets = torch.where(data.fixed[rows].unsqueeze(1), fixed_targets[rows],
-                                  uniform_targets(data.cand[rows]))
-            model.init_head_from_labels(class_prototypes(pooled, targets))
+            targets = set_targets(data.cand[rows], data.fixed[rows], fixed_targets[rows])
+            model.start_head_at(class_prototypes(self.embed_rows(model, ids, train_rows),
+                                                 targets))
 
     @torch.inference_mode()
     def embed_rows(self, model: StudentModel, ids, rows: Sequence[int], *,
@@ -443,7 +446,7 @@ class Distiller:
         one-hot sets), Eq. 1 during warm-up, Eq. 5 after it; human rows fixed."""
         c, f = cand[idx], fixed[idx]
         if cfg.method in ("sa", "uniform"):
-            targets = torch.where(f.unsqueeze(1), fixed_targets[idx], uniform_targets(c))
+            targets = set_targets(c, f, fixed_targets[idx])
             return targets, torch.ones(len(idx))
         if refine:
             batch_part = Partition(part.out[idx], part.small_loss[idx], part.high_conf[idx])

@@ -165,7 +165,7 @@ def test_the_optional_cosine_head_starts_at_the_label_embeddings():
     model, tokenizer = tiny_student()
     cosine = StudentModel(model.encoder, 3, cosine=True)
     labels = torch.randn(3, 32)
-    cosine.init_head_from_labels(labels)
+    cosine.start_head_at(labels)
     torch.testing.assert_close(cosine.head.weight.norm(dim=1), torch.ones(3))
     pooled = labels[1:2] * 5
     cosine.eval()

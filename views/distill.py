@@ -35,7 +35,8 @@ with st.expander("More settings"):
     model = st.text_input("Model directory (empty: all-MiniLM-L6-v2)", value="")
     head_init = st.selectbox(
         "Classifier head starts", HEAD_INITS, format_func=lambda h: {
-            "auto": "auto (prototypes under 50 samples a class, else random)",
+            "auto": f"auto (prototypes under {d.prototypes_below:g} samples a class, "
+                    "else random)",
             "random": "random", "labels": "at the label descriptions",
             "prototypes": "at the class prototypes of the candidate sets"}[h])
 config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),

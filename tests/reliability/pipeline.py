@@ -1,6 +1,7 @@
 """Small real projects for the reliability scenarios, and what they ask of the database."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -53,7 +54,6 @@ def saved_sample_texts(db: Path) -> set[str]:
 
 def texts_asked(bodies: list[bytes]) -> set[str]:
     """The sample texts in a list of recorded chat-completion request bodies."""
-    import json
     return {json.loads(b)["messages"][-1]["content"][len("Text: "):] for b in bodies}
 
 
