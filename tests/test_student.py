@@ -201,6 +201,28 @@ def test_a_prototype_head_starts_as_a_nearest_centroid_classifier():
                                                                              keepdim=True))
 
 
+@pytest.mark.parametrize("head, start_from_head, informed", [
+    ("prototypes", True, True), ("prototypes", False, False), ("random", True, False)])
+def test_first_targets_come_from_an_informed_head_else_uniform_over_the_set(
+        head, start_from_head, informed):
+    model, tokenizer = tiny_student()
+    cosine = StudentModel(model.encoder, 3, cosine=head != "random")
+    data = toy_data()
+    distiller = Distiller(StudentConfig(method="candist", head_init=head, epochs=1,
+                                        start_from_head=start_from_head),
+                          model=cosine, tokenizer=tokenizer)
+    ids, max_length = distiller._tokenize(data.texts, None)
+    rows = list(range(len(data.texts)))
+    distiller._init_head(cosine, head, data, ids, max_length, rows, torch.zeros(len(rows), 3))
+    probs = distiller.start_probs(cosine, head, ids, data.cand, data.fixed)
+    uniform = data.cand.float() / data.cand.float().sum(1, keepdim=True)
+    if informed:
+        torch.testing.assert_close(probs, distiller.predict(cosine, ids, rows))
+        assert not torch.allclose(probs, uniform)
+    else:
+        torch.testing.assert_close(probs, uniform)
+
+
 @pytest.mark.parametrize("head_init, samples, classes, expected", [
     ("auto", 1500, 77, "prototypes"),   # ~20 a class: too few to learn a random head
     ("auto", 1500, 6, "random"),        # 250 a class
