@@ -54,9 +54,15 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
+def read_split(name: str, split: str = "train", size: int | None = None) -> pd.DataFrame:
+    """A seeded sample of a dataset split (the pool, with ``train``): every benchmark that
+    compares with this one reads its pools here."""
+    frame = pd.read_csv(DATASETS / name / f"{split}.csv", dtype=str, keep_default_na=False)
+    return frame if size is None else frame.sample(n=min(size, len(frame)), random_state=0)
+
+
 def make_pool(store: Store, name: str, size: int, tmp: Path):
-    frame = pd.read_csv(DATASETS / name / "train.csv", dtype=str, keep_default_na=False)
-    frame = frame.sample(n=min(size, len(frame)), random_state=0)
+    frame = read_split(name, "train", size)
     path = tmp / f"{name}.csv"
     frame.to_csv(path, index=False)
     project = store.create_project(name, load_schema(DATASETS / name / "labels.json"))

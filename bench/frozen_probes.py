@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,14 +23,7 @@ sys.path.insert(0, str(ROOT))
 from candist_core.encoder import shared_encoder  # noqa: E402
 from candist_core.schema import label_texts, load_schema  # noqa: E402
 from candist_core.teacher import TeacherConfig, candidate_sets, rank_labels  # noqa: E402
-
-DATASETS = ROOT.parent / "shared" / "datasets"
-SIZES = {"trec": 1500, "banking77": 1500, "medical_abstracts": 800}
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+from distill_quality import DATASETS, SIZES, read_split  # noqa: E402
 
 
 def propagate(x: np.ndarray, cand: np.ndarray, k: int, iterations: int = 10) -> np.ndarray:
@@ -53,7 +45,7 @@ def prototype_refinery(x: np.ndarray, cand: np.ndarray, iterations: int = 5,
     for _ in range(iterations):
         proto = q.T @ x / np.maximum(q.sum(0)[:, None], 1e-9)
         proto /= np.maximum(np.linalg.norm(proto, axis=1, keepdims=True), 1e-9)
-        p = softmax(scale * x @ proto.T)
+        p = rank_labels(x @ proto.T, temperature=1 / scale)
         q = p * cand
         q /= q.sum(1, keepdims=True)
     return p
@@ -85,8 +77,7 @@ def main() -> None:
     encoder, teacher = shared_encoder(), TeacherConfig()
     for name, size in SIZES.items():
         schema = load_schema(DATASETS / name / "labels.json")
-        pool = pd.read_csv(DATASETS / name / "train.csv", dtype=str,
-                           keep_default_na=False).sample(n=size, random_state=0)
+        pool = read_split(name, "train", size)
         x = encoder.encode(pool.text.tolist())
         gold = np.array([schema.names.index(g) for g in pool.label])
         probs = rank_labels(x @ encoder.encode(label_texts(schema)).T,

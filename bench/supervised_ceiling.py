@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,19 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 from candist_core.schema import label_texts, load_schema  # noqa: E402
 from candist_core.student import Distiller, StudentConfig, TrainingData  # noqa: E402
-
-DATASETS = ROOT.parent / "shared" / "datasets"
-SIZES = {"trec": 1500, "banking77": 1500, "medical_abstracts": 800}
+from distill_quality import DATASETS, SIZES, read_split  # noqa: E402
 
 
 def ceiling(name: str, size: int, config: StudentConfig) -> dict:
     schema = load_schema(DATASETS / name / "labels.json")
     names = schema.names
-    read = lambda split: pd.read_csv(DATASETS / name / f"{split}.csv", dtype=str,  # noqa: E731
-                                     keep_default_na=False)
-    pool = read("train").sample(n=size, random_state=0)   # = distill_quality's pool
-    test = read("test")
-    test = test.sample(n=min(size, len(test)), random_state=0)
+    pool, test = read_split(name, "train", size), read_split(name, "test", size)
     texts = pool.text.tolist() + test.text.tolist()
     gold = torch.tensor([names.index(g) for g in list(pool.label) + list(test.label)])
     n, k = len(texts), len(pool)

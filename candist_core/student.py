@@ -265,11 +265,15 @@ class Distiller:
     def predict(self, model: StudentModel, ids: list[list[int]], rows: Sequence[int],
                 *, batch_size: int = 128) -> torch.Tensor:
         """Softmax outputs of ``rows`` in eval mode (no dropout), aligned with ``rows``."""
-        pooled = self.embed_rows(model, ids, rows, batch_size=batch_size)
+        return self._classify(model, self.embed_rows(model, ids, rows, batch_size=batch_size))
+
+    @torch.inference_mode()
+    def _classify(self, model: StudentModel, pooled: torch.Tensor) -> torch.Tensor:
+        """Softmax outputs of the head over pooled embeddings (eval mode)."""
         if not len(pooled):
             return torch.zeros((0, model.head.out_features))
-        logits = model.classify(pooled.to(self.device)).float()
-        return F.softmax(logits, 1).cpu()
+        model.eval()
+        return F.softmax(model.classify(pooled.to(self.device)).float(), 1).cpu()
 
     # ------------------------------------------------------------------ train
     def fit(self, data: TrainingData) -> FitResult:
@@ -287,16 +291,15 @@ class Distiller:
         fixed_targets = F.one_hot(data.human.clamp(min=0), num_labels).float()
         trainable = data.trainable
         train_rows, val_rows, val_kind = self._split(data, trainable)
-        if model.cosine and head != "random":
-            self._init_head(model, head, data, ids, max_length, train_rows, fixed_targets)
         if not train_rows:
             raise StudentError("Nothing to train on: the teacher run has no candidate sets "
                                "and there are no human labels.")
+        epoch_probs = self.start_head(model, head, data, ids, max_length, train_rows,
+                                      fixed_targets)
         components = cfg.components if cfg.method == "candist" else PLAIN
         steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
         self._setup_optimisation(model, steps_per_epoch * cfg.epochs)
         all_rows = list(range(n))
-        epoch_probs = self.start_probs(model, head, ids, cand, fixed)
         history: list[dict] = []
         best: tuple[float, int, dict | None, torch.Tensor | None] = (-math.inf, 0, None, None)
         part = None
@@ -334,26 +337,35 @@ class Distiller:
         return FitResult(final.numpy(), history, best[1], flags, best[2], max_length,
                          cancelled)
 
-    def start_probs(self, model, head, ids, cand, fixed) -> torch.Tensor:
-        """The "p" that Eq. 1 re-normalises in the first epoch. The paper's random head
-        predicts about uniformly, hence "uniform over the set at the start"; a head started
-        at prototypes or label embeddings already ranks each set, and its own prediction is
-        what Eq. 1 asks for (Banking77: 69.1 -> 71.4 %, bench/RESULTS.md)."""
-        if head != "random" and model.cosine and self.config.start_from_head:
-            return self.predict(model, ids, range(len(ids)))
-        return uniform_targets(cand | fixed.unsqueeze(1))
+    def start_head(self, model, head, data, ids, max_length, train_rows, fixed_targets
+                   ) -> torch.Tensor:
+        """Start a cosine head at the label descriptions or at the class prototypes, and
+        return the "p" that Eq. 1 re-normalises in the first epoch.
 
-    def _init_head(self, model, head, data, ids, max_length, train_rows, fixed_targets
-                   ) -> None:
-        """Start a cosine head at the label descriptions or at the class prototypes."""
+        The paper's random head predicts about uniformly, hence "uniform over the set at the
+        start"; a started head already ranks each set, and its own prediction is what Eq. 1
+        asks for (``start_from_head``; Banking77: 69.1 -> 71.4 %, bench/RESULTS.md). One
+        embedding pass over every sample feeds both the prototypes and that prediction.
+        """
+        uniform = uniform_targets(data.cand | data.fixed.unsqueeze(1))
+        if not model.cosine or head == "random":
+            return uniform
+        every = range(len(ids))
+        pooled = None
         if head == "labels" and data.label_texts:
             label_ids, _ = self._tokenize(data.label_texts, max_length)
             model.start_head_at(self.embed_rows(model, label_ids, range(len(label_ids))))
-        elif head == "prototypes" and train_rows:
+        elif head == "prototypes":
+            pooled = self.embed_rows(model, ids, every)
             rows = torch.tensor(train_rows)
             targets = set_targets(data.cand[rows], data.fixed[rows], fixed_targets[rows])
-            model.start_head_at(class_prototypes(self.embed_rows(model, ids, train_rows),
-                                                 targets))
+            model.start_head_at(class_prototypes(pooled[rows], targets))
+        else:                      # "labels" with no label texts: the head was not started
+            return uniform
+        if not self.config.start_from_head:
+            return uniform
+        return self._classify(model, pooled if pooled is not None
+                              else self.embed_rows(model, ids, every))
 
     @torch.inference_mode()
     def embed_rows(self, model: StudentModel, ids, rows: Sequence[int], *,

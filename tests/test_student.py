@@ -193,7 +193,7 @@ def test_a_prototype_head_starts_as_a_nearest_centroid_classifier():
                                         holdout=0.0), model=cosine, tokenizer=tokenizer)
     ids, max_length = distiller._tokenize(data.texts, None)
     rows = list(range(len(data.texts)))
-    distiller._init_head(cosine, "prototypes", data, ids, max_length, rows,
+    distiller.start_head(cosine, "prototypes", data, ids, max_length, rows,
                          torch.zeros(len(rows), 3))
     pooled = distiller.embed_rows(cosine, ids, rows)
     expected = class_prototypes(pooled, data.cand.float())
@@ -202,7 +202,8 @@ def test_a_prototype_head_starts_as_a_nearest_centroid_classifier():
 
 
 @pytest.mark.parametrize("head, start_from_head, informed", [
-    ("prototypes", True, True), ("prototypes", False, False), ("random", True, False)])
+    ("prototypes", True, True), ("prototypes", False, False), ("random", True, False),
+    ("labels", True, False)])   # toy data has no label texts: the head was never started
 def test_first_targets_come_from_an_informed_head_else_uniform_over_the_set(
         head, start_from_head, informed):
     model, tokenizer = tiny_student()
@@ -213,8 +214,8 @@ def test_first_targets_come_from_an_informed_head_else_uniform_over_the_set(
                           model=cosine, tokenizer=tokenizer)
     ids, max_length = distiller._tokenize(data.texts, None)
     rows = list(range(len(data.texts)))
-    distiller._init_head(cosine, head, data, ids, max_length, rows, torch.zeros(len(rows), 3))
-    probs = distiller.start_probs(cosine, head, ids, data.cand, data.fixed)
+    probs = distiller.start_head(cosine, head, data, ids, max_length, rows,
+                                 torch.zeros(len(rows), 3))
     uniform = data.cand.float() / data.cand.float().sum(1, keepdim=True)
     if informed:
         torch.testing.assert_close(probs, distiller.predict(cosine, ids, rows))
