@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from candist_core.importing import ImportOptions, import_csv  # noqa: E402
+from candist_core.metrics import entropy  # noqa: E402
 from candist_core.schema import load_schema  # noqa: E402
 from candist_core.store import Store  # noqa: E402
 
@@ -58,7 +59,8 @@ def build(db: Path, n: int) -> None:
                                            config={})
         flags = np.zeros(n, dtype=bool)
         noisy = rng.dirichlet(np.ones(len(names)), size=n).astype(np.float32)
-        store.write_predictions(student, ids, noisy, names, out_of_candidate=flags,
+        store.write_predictions(student, ids, noisy, names, entropy=entropy(noisy),
+                                out_of_candidate=flags,
                                 high_confidence=flags, small_loss=flags)
         store.finish_student_run(student, status="done", best_epoch=1)
 

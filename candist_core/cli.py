@@ -10,23 +10,23 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
-from . import demo
+from tqdm import tqdm
+
+from . import demo_project
 from .exporting import ExportOptions, write_export
 from .importing import ImportOptions, import_csv
 from .distill import distill_project
-from .encoder import device_description, pick_device, shared_encoder
-from .llm_teacher import LLMTeacher
+from .encoder import device_description, pick_device
 from .metrics import project_metrics, student_run_metrics
 from .prompts import STRATEGIES
-from .records import CandistError, ProjectError, TeacherError
+from .records import CandistError, ProjectError
 from .schema import load_schema
 from .store import Store
 from .student import HEAD_INITS, METHODS, StudentConfig, with_overrides
-from .teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
+from .teacher import TeacherConfig, annotate_project, make_teacher, plan_annotation
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -58,7 +58,7 @@ def cmd_init(args) -> int:
 def cmd_import(args) -> int:
     options = ImportOptions(text_col=args.text_col, gold_col=args.gold_col,
                             id_col=args.id_col, encoding=args.encoding,
-                            delimiter=args.delimiter)
+                            delimiter=args.delimiter, format=args.format)
     with _open(args) as store:
         project = store.get_project(args.project)
         report = import_csv(store, project.id, args.csv, options=options)
@@ -77,7 +77,7 @@ def cmd_export(args) -> int:
                             min_confidence=args.min_confidence, below=args.below)
     with _open(args) as store:
         project = store.get_project(args.project)
-        summary = write_export(store, project.id, args.out, options=options,
+        summary = write_export(store, project.id, args.out, options=options, fmt=args.format,
                                allowed_dir=args.export_dir or None)
     sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.sources.items()))
     print(f"Wrote {summary.rows} rows to {args.out} ({sources or 'no rows'}).")
@@ -98,30 +98,30 @@ def cmd_metrics(args) -> int:
 
 
 class ProgressBar:
-    """A text progress bar on stderr (redrawn in a terminal, a line per 10% otherwise)."""
+    """tqdm on stderr, fed by the core's ``progress(done, total, stats)`` callbacks: the bar
+    appears with the first report (never before a refusal) and names error kinds as they
+    are counted."""
 
-    def __init__(self, label: str):
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.last_decile = -1
-        self.started = time.perf_counter()
+    def __init__(self, label: str, *, unit: str = "it"):
+        self.label, self.unit = label, unit
+        self.bar: tqdm | None = None
 
     def __call__(self, done: int, total: int, stats: dict | None = None) -> None:
-        frac = done / total if total else 1.0
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        extra = ""
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit=self.unit, file=sys.stderr,
+                            dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
         if stats and stats.get("errors"):
-            extra = " errors: " + ", ".join(f"{k} {v}" for k, v in stats["errors"].items())
-        line = (f"{self.label} [{'#' * int(frac * 30):<30}] {done}/{total} "
-                f"{elapsed:.0f}s eta {eta:.0f}s{extra}")
-        if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-            if done >= total:
-                print(file=sys.stderr)
-        elif int(frac * 10) != self.last_decile:
-            self.last_decile = int(frac * 10)
-            print(line, file=sys.stderr, flush=True)
+            self.bar.set_postfix_str("errors: " + ", ".join(
+                f"{k} {v}" for k, v in stats["errors"].items()), refresh=False)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _teacher_config(args) -> TeacherConfig:
@@ -142,28 +142,15 @@ def cmd_annotate(args) -> int:
         if args.plan:
             print(json.dumps(plan))
             return 0
-        if args.teacher == "offline":
-            teacher = OfflineTeacher(shared_encoder(args.model))
-        else:
-            if not args.model:
-                raise TeacherError("--model is required with --teacher openai.")
-            teacher = LLMTeacher.connect(base_url=args.base_url, model=args.model,
-                                         timeout=args.timeout,
-                                         encoder=shared_encoder() if config.shots else None)
+        teacher = make_teacher(args.teacher, model=args.model, base_url=args.base_url,
+                               shots=config.shots)
+        if args.teacher == "openai":
             print(f"Plan: {plan['requests']} requests, ~{plan['prompt_tokens']} prompt and "
                   f"~{plan['completion_tokens']} completion tokens, ~${plan['cost']:.4f}.",
                   file=sys.stderr)
         summary = annotate_project(store, project.id, teacher, config, limit=args.limit,
-                                   progress=ProgressBar("annotate"))
-    if args.json:
-        print(json.dumps(summary.to_dict()))
-    else:
-        errors = ", ".join(f"{k} {v}" for k, v in summary.errors.items()) or "none"
-        print(f"Run #{summary.run_id} {summary.status}: {summary.annotated} annotated now, "
-              f"{summary.already_done} already done, {summary.failed} failed (errors: "
-              f"{errors}); {summary.requests} requests, {summary.cached} cached replies, "
-              f"{summary.prompt_tokens + summary.completion_tokens} tokens, "
-              f"${summary.cost:.4f}.")
+                                   progress=ProgressBar("annotate", unit="text"))
+    print(json.dumps(summary.to_dict()) if args.json else summary.describe())
     return 0 if summary.status == "done" else 3
 
 
@@ -174,14 +161,14 @@ def cmd_distill(args) -> int:
                             device=args.device, model=args.model, seed=args.seed,
                             delta=args.delta, gamma=args.gamma, tau=args.tau,
                             head_init=args.head)
-    bar = ProgressBar("distill")
+    bar = ProgressBar("distill", unit="step")
     with _open(args) as store:
         project = store.get_project(args.project)
         device = device_description(pick_device(config.device))
 
         def on_step(done: int, total: int) -> None:
             if done == 1:   # said once training really starts, not before a refusal
-                print(f"Training {config.method} on {device}.", file=sys.stderr)
+                tqdm.write(f"Training {config.method} on {device}.", file=sys.stderr)
             bar(done, total)
 
         def on_epoch(m: dict) -> None:
@@ -189,17 +176,17 @@ def cmd_distill(args) -> int:
             if config.method == "candist":
                 parts += [f"|D_out| {m['d_out']}", f"|D_sl| {m['d_sl']}", f"|D_hc| {m['d_hc']}"]
             parts.append(f"{m['validation']} {m['selection_score']:.3f}")
-            print("\n" + ", ".join(parts), file=sys.stderr, flush=True)
+            tqdm.write(", ".join(parts), file=sys.stderr)
 
         run_id = distill_project(store, project.id, config, on_epoch=on_epoch,
                                  on_step=on_step)
         run = store.student_run(run_id)
-        metrics = student_run_metrics(store, run, project.id)
+        metrics = student_run_metrics(store, run)
     if args.json:
         print(json.dumps(metrics))
     else:
         acc = metrics["accuracy"]
-        print(f"Student run #{run_id} {run['status']}: best epoch {run['best_epoch']} of "
+        print(f"Student run #{run_id} {run.status}: best epoch {run.best_epoch} of "
               f"{metrics['epochs_run']}" + (f", accuracy vs gold {acc:.3f}" if acc is not None
                                             else "") + ".")
     return 0
@@ -208,9 +195,9 @@ def cmd_distill(args) -> int:
 @command("demo")
 def cmd_demo(args) -> int:
     with _open(args, create=True) as store:
-        created = demo.load_demo(store, if_missing=args.if_missing)
-    print(f"Demo project {demo.DEMO_PROJECT!r} {'created' if created else 'already present'} "
-          f"in {args.db}.")
+        created = demo_project.load_demo(store, if_missing=args.if_missing)
+    state = "created" if created else "already present"
+    print(f"Demo project {demo_project.DEMO_PROJECT!r} {state} in {args.db}.")
     return 0
 
 
@@ -230,8 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("init", "create a project from a labels.json")
     p.add_argument("--labels", required=True, help='labels.json: {"task", "labels": [...]}')
 
-    p = add("import", "import texts from a CSV file")
-    p.add_argument("--csv", required=True)
+    p = add("import", "import texts from a CSV, JSONL or Parquet file")
+    p.add_argument("--csv", required=True, metavar="FILE",
+                   help="the file; its format from the name (.jsonl, .parquet, else CSV)")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default=None,
+                   help="the file's format when its name does not say")
     p.add_argument("--text-col", default="text")
     p.add_argument("--gold-col", default=None, help="optional gold-label column")
     p.add_argument("--id-col", default=None, help="optional id column (else ids from text)")
@@ -239,8 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", default=",")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
 
-    p = add("export", "write the cleaned CSV")
-    p.add_argument("--out", required=True)
+    p = add("export", "write the cleaned labels (CSV, JSONL or Parquet)")
+    p.add_argument("--out", required=True,
+                   help="the file; its format from the name (.jsonl, .parquet, else CSV)")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default=None,
+                   help="the format when the file name does not say")
     p.add_argument("--export-dir", default=os.environ.get("CANDIST_EXPORT_DIR"),
                    help="refuse to write outside this folder (default: $CANDIST_EXPORT_DIR, "
                         "unset = anywhere)")
@@ -269,8 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=d.temperature)
     p.add_argument("--timeout", type=float, default=d.timeout)
     p.add_argument("--max-retries", type=int, default=d.max_retries)
-    p.add_argument("--price-in", type=float, default=0.0, help="$ per 1k prompt tokens")
-    p.add_argument("--price-out", type=float, default=0.0, help="$ per 1k completion tokens")
+    p.add_argument("--price-in", type=float, default=d.price_in_per_1k,
+                   help="$ per 1k prompt tokens, for the cost estimate (default: "
+                        "gpt-4o-mini's list price; 0 for your own server)")
+    p.add_argument("--price-out", type=float, default=d.price_out_per_1k,
+                   help="$ per 1k completion tokens (for the cost estimate)")
     p.add_argument("--softmax-temperature", type=float, default=d.softmax_temperature)
     p.add_argument("--r-add", type=float, default=d.r_add)
     p.add_argument("--r-all", type=float, default=d.r_all)
@@ -290,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=None)
     p.add_argument("--gamma", type=float, default=None)
     p.add_argument("--tau", type=float, default=None)
-    p.add_argument("--head", choices=list(HEAD_INITS), default=None,
+    # Checked by StudentConfig, which still takes the unadvertised "labels" of old scripts.
+    p.add_argument("--head", default=None, metavar="{" + ",".join(HEAD_INITS) + "}",
                    help="how the classifier head starts (default auto: prototypes of the "
                         f"candidate sets under {StudentConfig.prototypes_below:g} samples a "
                         "class, else random)")

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import torch
 
-from .records import StudentError
+from .metrics import entropy
+from .records import StudentError, TeacherRun
 from .schema import label_texts
 from .student import Distiller, StudentConfig, TrainingData
+from .workers import worker_alive, worker_id
 
 
 def training_data(store, project_id: int, *, method: str, teacher_run_id: int | None = None
-                  ) -> tuple[TrainingData, dict | None]:
+                  ) -> tuple[TrainingData, TeacherRun | None]:
     """Candidate masks from the teacher run (its single label for ``sa``), human labels
     as fixed targets (skips keep the teacher's set), gold labels for reporting only."""
     schema = store.label_schema(project_id)
@@ -29,11 +31,10 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
            else store.latest_teacher_run(project_id))
     annotations = {}
     if run is not None:
-        annotations = {r["sample_id"]: r for r in store.annotations(run["id"])
-                       if r["candidates"]}
+        annotations = {r.sample_id: r for r in store.annotations(run.id) if r.candidates}
     decisions = store.current_decisions(project_id)
-    human = {sid: d["label"] for sid, d in decisions.items()
-             if d["action"] == "label" and d["label"] in index}
+    human = {sid: d.label for sid, d in decisions.items()
+             if d.action == "label" and d.label in index}
     if not annotations and not human:
         raise StudentError("No teacher annotations and no human labels yet: run 'annotate' "
                            "first, or review some samples.")
@@ -45,7 +46,7 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
     for i, sample in enumerate(samples):
         row = annotations.get(sample.id)
         if row is not None:
-            labels = [row["label"]] if method == "sa" else row["candidates"]
+            labels = [row.label] if method == "sa" else row.candidates
             for label in labels:
                 if label in index:
                     cand[i, index[label]] = True
@@ -58,6 +59,19 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
     return data, run
 
 
+INTERRUPTED = "interrupted: the process stopped before the run finished; start it again"
+
+
+def fail_interrupted_runs(store, project_id: int) -> int:
+    """Mark failed the runs left 'running' by a process that no longer exists (their
+    predictions were never written: that happens in one transaction at the end)."""
+    dead = [run for run in store.running_student_runs(project_id)
+            if not worker_alive(run.worker)]
+    for run in dead:
+        store.finish_student_run(run.id, status="failed", error=INTERRUPTED)
+    return len(dead)
+
+
 def checkpoint_dir(store, project_name: str, run_id: int) -> Path:
     base = store.path.parent if str(store.path) != ":memory:" else Path("data")
     return base / "models" / project_name / f"run-{run_id}"
@@ -68,11 +82,12 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
                     save_checkpoint: bool = True, model=None, tokenizer=None) -> int:
     """Train a student on the project's latest teacher run; returns the student run id.
     ``model``/``tokenizer`` replace the configured model (tests pass a tiny one)."""
-    store.fail_stale_student_runs(project_id)
+    fail_interrupted_runs(store, project_id)
     data, teacher_run = training_data(store, project_id, method=config.method)
     run_id = store.create_student_run(project_id,
-                                      teacher_run_id=teacher_run["id"] if teacher_run else None,
-                                      method=config.method, config=_jsonable(config))
+                                      teacher_run_id=teacher_run.id if teacher_run else None,
+                                      method=config.method, config=_jsonable(config),
+                                      worker=worker_id())
 
     def record_epoch(metrics: dict) -> None:
         store.record_student_epoch(run_id, metrics)
@@ -84,12 +99,13 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
     try:
         result = trainer.fit(data)
         store.write_predictions(run_id, data.sample_ids, result.probs, data.labels,
+                                entropy=entropy(result.probs),
                                 out_of_candidate=result.flags["out_of_candidate"],
                                 high_confidence=result.flags["high_confidence"],
                                 small_loss=result.flags["small_loss"])
         path = None
         if save_checkpoint and result.state is not None:
-            project = next(p for p in store.list_projects() if p.id == project_id)
+            project = store.project_by_id(project_id)
             path = str(save_student(trainer, result, data.labels,
                                     checkpoint_dir(store, project.name, run_id)))
     except BaseException as exc:

@@ -1,18 +1,21 @@
-"""Export of the cleaned CSV: one row per sample, the label chosen by a source policy.
+"""Export of the cleaned labels: one row per sample, the label chosen by a source policy.
 
 Default policy: a human decision wins, then the latest student prediction, then the
-teacher's single label. Cells that a spreadsheet would run as a formula are neutralised.
+teacher's single label. The same columns in every format: CSV (cells that a spreadsheet
+would run as a formula are neutralised), JSONL (one object a line) and Parquet (the
+candidate set as a real list column).
 """
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .records import ExportError
+from .records import ExportError, ExportRow
 
 SOURCES = ("human", "student", "teacher")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -28,7 +31,6 @@ class ExportOptions:
     sources: tuple[str, ...] = SOURCES
     min_confidence: float = 0.0
     below: str = "blank"
-    include_gold: bool = True
 
     def __post_init__(self):
         unknown = [s for s in self.sources if s not in SOURCES]
@@ -58,24 +60,49 @@ def neutralise(value: str) -> str:
     return value
 
 
-def choose_label(row: dict, options: ExportOptions) -> tuple[str, str, float | None]:
+def choose_label(row: ExportRow, options: ExportOptions) -> tuple[str, str, float | None]:
     """(label, source, confidence) for one joined row from ``Store.export_rows``."""
     for source in options.sources:
-        if source == "human" and row["human_action"] == "label":
-            return row["human_label"], "human", 1.0
-        if source == "student" and row["student_label"] is not None:
-            return row["student_label"], "student", row["student_confidence"]
-        if source == "teacher" and row["teacher_label"] is not None:
-            return row["teacher_label"], "teacher", row["teacher_confidence"]
+        if source == "human" and row.human_action == "label":
+            return row.human_label, "human", 1.0
+        if source == "student" and row.student_label is not None:
+            return row.student_label, "student", row.student_confidence
+        if source == "teacher" and row.teacher_label is not None:
+            return row.teacher_label, "teacher", row.teacher_confidence
     return "", "none", None
 
 
-def export_records(rows: Iterable[dict], options: ExportOptions = ExportOptions(),
+def export_dicts(rows: Iterable[ExportRow], options: ExportOptions = ExportOptions(),
+                 summary: ExportSummary | None = None, *, with_gold: bool = False
+                 ) -> Iterator[dict]:
+    """Joined store rows -> typed export rows (``COLUMNS``, plus ``gold`` when asked):
+    ``label`` '' and ``confidence`` None when no source qualifies, ``candidates`` the
+    teacher's set as a list, or None."""
+    for row, label, source, confidence in _labelled(rows, options, summary):
+        record = {"id": row.ext_id, "text": row.text, "label": label, "label_source": source,
+                  "confidence": confidence,
+                  "candidates": json.loads(row.candidates) if row.candidates else None}
+        if with_gold:
+            record["gold"] = row.gold or ""
+        yield record
+
+
+def export_records(rows: Iterable[ExportRow], options: ExportOptions = ExportOptions(),
                    summary: ExportSummary | None = None, *, with_gold: bool = False
                    ) -> Iterator[list[str]]:
     """Turn joined store rows into neutralised CSV records (header first)."""
-    with_gold = with_gold and options.include_gold
     yield COLUMNS + (["gold"] if with_gold else [])
+    for row, label, source, confidence in _labelled(rows, options, summary):
+        record = [row.ext_id, row.text, label, source,
+                  "" if confidence is None else f"{confidence:.4f}", row.candidates or ""]
+        if with_gold:
+            record.append(row.gold or "")
+        yield [neutralise(v) for v in record]
+
+
+def _labelled(rows: Iterable[ExportRow], options: ExportOptions,
+              summary: ExportSummary | None) -> Iterator[tuple]:
+    """(row, label, source, confidence) under the policy and threshold; counted."""
     for row in rows:
         label, source, confidence = choose_label(row, options)
         if source != "human" and options.min_confidence > 0 and (
@@ -86,21 +113,28 @@ def export_records(rows: Iterable[dict], options: ExportOptions = ExportOptions(
         if summary is not None:
             summary.rows += 1
             summary.sources[source] += 1
-        candidates = row["candidates"]
-        record = [row["ext_id"], row["text"], label, source,
-                  "" if confidence is None or source == "none" else f"{confidence:.4f}",
-                  candidates if candidates else ""]
-        if with_gold:
-            record.append(row["gold"] or "")
-        yield [neutralise(v) for v in record]
+        yield row, label, source, None if source == "none" else confidence
 
 
 def export_csv_text(store, project_id: int, *, options: ExportOptions = ExportOptions(),
                     summary: ExportSummary | None = None, limit: int | None = None) -> str:
     """The cleaned CSV as text (a browser download; ``limit`` rows for a preview)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(
-        _records(store, project_id, options, summary, limit))
+    _write_csv(buffer, store, project_id, options, summary, limit)
+    return buffer.getvalue()
+
+
+def export_preview(store, project_id: int, *, options: ExportOptions = ExportOptions(),
+                   limit: int = 20) -> list[dict]:
+    """The first ``limit`` export rows, typed (as JSONL and Parquet hold them)."""
+    return list(_joined(store, project_id, options, None, limit, typed=True))
+
+
+def export_bytes(store, project_id: int, *, fmt: str = "csv",
+                 options: ExportOptions = ExportOptions()) -> bytes:
+    """The whole export in ``fmt`` (csv, jsonl or parquet), for a browser download."""
+    buffer = io.BytesIO()
+    _WRITERS[_check_format(fmt)](buffer, store, project_id, options, None)
     return buffer.getvalue()
 
 
@@ -108,21 +142,27 @@ def export_summary(store, project_id: int, *, options: ExportOptions = ExportOpt
                    ) -> ExportSummary:
     """How many rows an export would have, by label source, without building the file."""
     summary = ExportSummary()
-    for _ in export_records(store.export_rows(project_id), options, summary):
+    for _ in _labelled(store.export_rows(project_id), options, summary):
         pass
     return summary
 
 
-def _records(store, project_id, options, summary, limit=None):
-    return export_records(store.export_rows(project_id, limit=limit), options, summary,
-                          with_gold=store.has_gold(project_id))
+def export_format(path: str | Path, explicit: str | None = None) -> str:
+    """``explicit``, else from the file name: .jsonl / .ndjson, .parquet / .pq, else CSV."""
+    if explicit:
+        return _check_format(explicit)
+    suffix = Path(path).suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+            ".pq": "parquet"}.get(suffix, "csv")
 
 
 def write_export(store, project_id: int, path: str | Path, *,
-                 options: ExportOptions = ExportOptions(),
+                 options: ExportOptions = ExportOptions(), fmt: str | None = None,
                  allowed_dir: str | Path | None = None) -> ExportSummary:
-    """Write the cleaned CSV to ``path`` (atomically: a temp file renamed into place)."""
+    """Write the export to ``path`` in ``fmt`` (default: from the file name), atomically:
+    a temp file renamed into place, so a failed export never leaves half a file."""
     path = Path(path)
+    fmt = export_format(path, fmt)
     if allowed_dir is not None:
         root = Path(allowed_dir).resolve()
         if not path.resolve().is_relative_to(root):
@@ -134,11 +174,54 @@ def write_export(store, project_id: int, path: str | Path, *,
     summary = ExportSummary()
     tmp = path.with_name(path.name + ".part")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(
-                _records(store, project_id, options, summary))
+        with open(tmp, "wb") as handle:
+            _WRITERS[fmt](handle, store, project_id, options, summary)
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     return summary
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}: use csv, jsonl or parquet.")
+    return fmt
+
+
+def _joined(store, project_id, options, summary, limit=None, typed=False):
+    rows = store.export_rows(project_id, limit=limit)
+    make = export_dicts if typed else export_records
+    return make(rows, options, summary, with_gold=store.has_gold(project_id))
+
+
+def _write_csv(handle, store, project_id, options, summary, limit=None) -> None:
+    text = handle if isinstance(handle, io.TextIOBase) else \
+        io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+    csv.writer(text, lineterminator="\n").writerows(
+        _joined(store, project_id, options, summary, limit))
+    if text is not handle:
+        text.detach()
+
+
+def _write_jsonl(handle, store, project_id, options, summary) -> None:
+    for record in _joined(store, project_id, options, summary, typed=True):
+        handle.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _write_parquet(handle, store, project_id, options, summary) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    records = list(_joined(store, project_id, options, summary, typed=True))
+    fields = [("id", pa.string()), ("text", pa.string()), ("label", pa.string()),
+              ("label_source", pa.string()), ("confidence", pa.float64()),
+              ("candidates", pa.list_(pa.string()))]
+    if store.has_gold(project_id):
+        fields.append(("gold", pa.string()))
+    schema = pa.schema(fields)
+    table = pa.Table.from_pylist(records, schema=schema) if records else schema.empty_table()
+    pq.write_table(table, handle)
+
+
+FORMATS = ("csv", "jsonl", "parquet")
+_WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "parquet": _write_parquet}

@@ -1,13 +1,16 @@
-"""CSV import: read a file into rows of (stable id, text, gold), report what was wrong.
+"""Import: read a CSV, JSONL or Parquet file into rows of (stable id, text, gold), report
+what was wrong.
 
 Reading (I/O) and planning (pure: which rows to keep, what to report) are separate so the
-pages can preview a file before anything is written.
+pages can preview a file before anything is written. Every format becomes the same table of
+string columns, so planning is one code path.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,19 @@ import pandas as pd
 from .records import CsvImportError, ImportReport, LabelSchema
 
 MAX_FILE_BYTES = 2 * 1024 ** 3
+FORMATS = ("csv", "jsonl", "parquet")
+_KIND = {"csv": "CSV", "jsonl": "JSONL", "parquet": "Parquet"}
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def file_format(name: str | Path | None, explicit: str | None = None) -> str:
+    """``explicit`` when given, else from the file name: .jsonl / .ndjson, .parquet / .pq,
+    anything else CSV."""
+    if explicit:
+        if explicit not in FORMATS:
+            raise CsvImportError(f"Unknown format {explicit!r}: use csv, jsonl or parquet.")
+        return explicit
+    return _SUFFIXES.get(Path(str(name or "")).suffix.lower(), "csv")
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,7 @@ class ImportOptions:
     encoding: str | None = None
     delimiter: str = ","
     max_chars: int = 10_000
+    format: str | None = None       # csv | jsonl | parquet; None: from the file name
 
 
 @dataclass
@@ -39,28 +56,44 @@ class ImportPlan:
 
 def read_table(source: str | Path | bytes, *, options: ImportOptions = ImportOptions(),
                name: str | None = None) -> tuple[pd.DataFrame, ImportReport]:
-    """Decode and parse a CSV (a path or the bytes of an upload) into string columns."""
+    """Decode and parse a file (a path or the bytes of an upload) into string columns."""
     label = name or (str(source) if not isinstance(source, bytes) else "the upload")
+    fmt = file_format(name if isinstance(source, bytes) else (name or source), options.format)
+    kind = _KIND[fmt]
     if isinstance(source, bytes):
         data = source
     else:
         path = Path(source)
         if not path.is_file():
-            raise CsvImportError(f"CSV file not found: {path}")
+            raise CsvImportError(f"{kind} file not found: {path}")
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise CsvImportError(f"CSV file {label} is larger than 2 GiB; split it first.")
+            raise CsvImportError(f"{kind} file {label} is larger than 2 GiB; split it first.")
         data = path.read_bytes()
     if not data.strip():
-        raise CsvImportError(f"CSV file {label} is empty.")
+        raise CsvImportError(f"{kind} file {label} is empty.")
     report = ImportReport()
-    text, report.encoding = _decode(data, options.encoding, label)
-    if "\x00" in text:
-        report.nul_bytes_removed = text.count("\x00")
-        text = text.replace("\x00", "")
+    if fmt == "parquet":
+        frame = _read_parquet(data, label, options)
+    else:
+        text, report.encoding = _decode(data, options.encoding, label, kind)
+        if "\x00" in text:
+            report.nul_bytes_removed = text.count("\x00")
+            text = text.replace("\x00", "")
+        frame = _read_jsonl(text, label, options) if fmt == "jsonl" else \
+            _read_csv(text, label, options)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    _check_columns(frame, options, label)
+    if frame.empty:
+        raise CsvImportError(f"{kind} file {label} has no data rows." if fmt != "csv" else
+                             f"CSV file {label} has a header but no data rows.")
+    return frame, report
+
+
+def _read_csv(text: str, label: str, options: ImportOptions) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                            na_filter=False, sep=options.delimiter, quotechar='"',
-                            skip_blank_lines=True)
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                           na_filter=False, sep=options.delimiter, quotechar='"',
+                           skip_blank_lines=True)
     except pd.errors.EmptyDataError:
         raise CsvImportError(f"CSV file {label} is empty.") from None
     except pd.errors.ParserError as exc:
@@ -68,11 +101,69 @@ def read_table(source: str | Path | bytes, *, options: ImportOptions = ImportOpt
                              f"Check the quoting and the delimiter.") from None
     except csv.Error as exc:
         raise CsvImportError(f"CSV file {label} is malformed: {exc}.") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    _check_columns(frame, options, label)
-    if frame.empty:
-        raise CsvImportError(f"CSV file {label} has a header but no data rows.")
-    return frame, report
+
+
+def _read_jsonl(text: str, label: str, options: ImportOptions) -> pd.DataFrame:
+    """One JSON object per line (blank lines skipped); every value becomes a string."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CsvImportError(f"JSONL file {label} line {number} is not valid JSON: "
+                                 f"{exc.msg} at column {exc.colno}.") from None
+        if not isinstance(record, dict):
+            raise CsvImportError(f"JSONL file {label} line {number} is not a JSON object "
+                                 f"(it is {_json_type(record)}).")
+        if options.text_col is not None:
+            if options.text_col not in record:
+                raise CsvImportError(f"JSONL file {label} line {number} has no "
+                                     f"{options.text_col!r} field.")
+            value = record[options.text_col]
+            if value is not None and not isinstance(value, str):
+                raise CsvImportError(f"JSONL file {label} line {number}: "
+                                     f"{options.text_col!r} is {_json_type(value)}, not text.")
+        records.append({k: _as_text(v) for k, v in record.items()})
+    return pd.DataFrame.from_records(records).fillna("") if records else pd.DataFrame()
+
+
+def _read_parquet(data: bytes, label: str, options: ImportOptions) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError):
+        raise CsvImportError(f"Parquet file {label} cannot be read: it is not a Parquet "
+                             f"file, or it is damaged.") from None
+    if options.text_col is not None and options.text_col in table.column_names:
+        kind = table.schema.field(options.text_col).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_null(kind)):
+            raise CsvImportError(f"The text column {options.text_col!r} of {label} holds "
+                                 f"{kind}, not text.")
+    # pandas writes its index as a column named __index_level_0__: not the user's data
+    index = {c for c in (table.schema.pandas_metadata or {}).get("index_columns", [])
+             if isinstance(c, str)}   # a RangeIndex is stored as a dict, not a column
+    return pd.DataFrame({name: [_as_text(v) for v in table.column(name).to_pylist()]
+                         for name in table.column_names if name not in index})
+
+
+def _as_text(value) -> str:
+    """A JSON or Parquet value as the string a CSV cell would hold ('' for null)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false",
+            int: "a number", float: "a number"}.get(type(value), "null")
 
 
 def plan_import(frame: pd.DataFrame, schema: LabelSchema, *, options: ImportOptions,
@@ -142,14 +233,15 @@ def _content_ids(texts: list[str]) -> list[str]:
     return out
 
 
-def _decode(data: bytes, encoding: str | None, label: str) -> tuple[str, str]:
+def _decode(data: bytes, encoding: str | None, label: str, kind: str = "CSV"
+            ) -> tuple[str, str]:
     if encoding:
         try:
             return data.decode(encoding), encoding
         except LookupError:
             raise CsvImportError(f"Unknown encoding {encoding!r}.") from None
         except UnicodeDecodeError as exc:
-            raise CsvImportError(f"CSV file {label} cannot be decoded as {encoding}: invalid "
+            raise CsvImportError(f"{kind} file {label} cannot be decoded as {encoding}: invalid "
                                  f"byte 0x{data[exc.start]:02x} at offset {exc.start}.") from None
     if data.startswith(b"\xef\xbb\xbf"):
         encoding_used, data = "utf-8-sig", data[3:]
@@ -165,7 +257,7 @@ def _decode(data: bytes, encoding: str | None, label: str) -> tuple[str, str]:
         return data.decode("utf-8"), encoding_used
     except UnicodeDecodeError as exc:
         raise CsvImportError(
-            f"CSV file {label} is not UTF-8: invalid byte 0x{data[exc.start]:02x} at offset "
+            f"{kind} file {label} is not UTF-8: invalid byte 0x{data[exc.start]:02x} at offset "
             f"{exc.start}. Save it as UTF-8, or name its encoding (for example --encoding "
             f"cp1252 or --encoding latin-1).") from None
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
+import numpy as np
+
+from .records import Annotation, StudentRun, TeacherRun
+
 
 def candidate_metrics(candidates: Sequence[Sequence[str]], golds: Sequence[str | None], *,
                       num_classes: int, single: Sequence[str | None] | None = None) -> dict:
@@ -82,49 +86,54 @@ def accuracy(predicted: Sequence[str], reference: Sequence[str | None]) -> float
     return sum(p == r for p, r in pairs) / len(pairs)
 
 
-def teacher_run_metrics(store, run: dict, num_classes: int, *,
-                        rows: list[dict] | None = None) -> dict:
+def teacher_run_metrics(store, run: TeacherRun, num_classes: int, *,
+                        rows: list[Annotation] | None = None) -> dict:
     """Metrics of one teacher run; ``rows`` from ``store.annotation_summary`` if at hand."""
-    rows = rows if rows is not None else store.annotation_summary(run["id"])
-    ok = [r for r in rows if r["candidates"]]
-    invalid = sum(r["error_kind"] in ("no_valid_label", "unparseable") for r in rows)
-    stats = candidate_metrics([r["candidates"] for r in ok], [r["gold"] for r in ok],
-                              num_classes=num_classes, single=[r["label"] for r in ok])
-    errors = Counter(r["error_kind"] for r in rows if r["error_kind"])
-    labels = store.label_schema(run["project_id"]).names
-    per_class = per_class_coverage([r["candidates"] for r in ok], [r["gold"] for r in ok],
-                                   labels, single=[r["label"] for r in ok]) \
+    rows = rows if rows is not None else store.annotation_summary(run.id)
+    ok = [r for r in rows if r.candidates]
+    invalid = sum(r.error_kind in ("no_valid_label", "unparseable") for r in rows)
+    sets, golds, singles = [r.candidates for r in ok], [r.gold for r in ok], [r.label for r in ok]
+    stats = candidate_metrics(sets, golds, num_classes=num_classes, single=singles)
+    errors = Counter(r.error_kind for r in rows if r.error_kind)
+    labels = store.label_schema(run.project_id).names
+    per_class = per_class_coverage(sets, golds, labels, single=singles) \
         if stats["n_gold"] else []
     return {
-        "run_id": run["id"], "teacher": run["teacher"], "model": run["model"],
-        "strategy": run["strategy"], "status": run["status"], "annotated": len(ok),
+        "run_id": run.id, "teacher": run.teacher, "model": run.model,
+        "strategy": run.strategy, "status": run.status, "annotated": len(ok),
         "coverage": stats["coverage"], "mean_labels": stats["mean_labels"],
         "beta": stats["beta"], "f1": stats["f1"], "sa_accuracy": stats["sa_accuracy"],
         "invalid_rate": invalid / len(rows) if rows else 0.0,
         "set_sizes": stats["set_sizes"], "errors": dict(errors), "per_class": per_class,
-        "summary": run.get("summary"),
+        "summary": run.summary,
     }
 
 
-def student_run_metrics(store, run: dict, project_id: int) -> dict:
-    preds = store.predictions(run["id"])
-    by_sample = {p["sample_id"]: p["label"] for p in preds}
-    gold = store.gold_labels(project_id)
-    decisions = store.current_decisions(project_id)
-    human = [(by_sample[sid], d["label"]) for sid, d in decisions.items()
-             if d["action"] == "label" and sid in by_sample]
+def student_run_metrics(store, run: StudentRun) -> dict:
+    """Accuracy of a student run's predictions against gold labels and human decisions."""
+    by_sample = {p.sample_id: p.label for p in store.predictions(run.id)}
+    gold = store.gold_labels(run.project_id)
+    human = [(by_sample[sid], d.label) for sid, d in
+             store.current_decisions(run.project_id).items()
+             if d.action == "label" and sid in by_sample]
     return {
-        "run_id": run["id"], "method": run["method"], "status": run["status"],
+        "run_id": run.id, "method": run.method, "status": run.status,
         "accuracy": accuracy(list(by_sample.values()), [gold.get(s) for s in by_sample]),
         "human_accuracy": accuracy([p for p, _ in human], [h for _, h in human]),
-        "epochs_run": len(run["epochs"]), "best_epoch": run["best_epoch"],
-        "predicted": len(preds),
+        "epochs_run": len(run.epochs), "best_epoch": run.best_epoch,
+        "predicted": len(by_sample),
     }
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each row of ``probs`` (N, C) -> (N,)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(1)
 
 
 def project_metrics(store, project_id: int) -> dict:
     """The object printed by ``metrics --json`` (keys documented in the README)."""
-    project = next(p for p in store.list_projects() if p.id == project_id)
+    project = store.project_by_id(project_id)
     schema = store.label_schema(project_id)
     out = {"project": project.name, "labels": len(schema.labels),
            **store.status_counts(project_id), "teacher": None, "student": None}
@@ -133,7 +142,7 @@ def project_metrics(store, project_id: int) -> dict:
         out["teacher"] = teacher_run_metrics(store, teacher, len(schema.labels))
     student = store.latest_student_run(project_id)
     if student:
-        out["student"] = student_run_metrics(store, student, project_id)
+        out["student"] = student_run_metrics(store, student)
     return out
 
 

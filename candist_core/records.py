@@ -5,8 +5,11 @@ and never parse it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 class CandistError(Exception):
@@ -18,7 +21,7 @@ class SchemaError(CandistError):
 
 
 class CsvImportError(CandistError):
-    """A CSV file cannot be read as a table of texts."""
+    """An import file (CSV, JSONL or Parquet) cannot be read as a table of texts."""
 
 
 class ProjectError(CandistError):
@@ -122,3 +125,172 @@ class ImportReport:
 def _preview(items: list, limit: int = 5) -> str:
     shown = ", ".join(str(i) for i in items[:limit])
     return shown + (", ..." if len(items) > limit else "")
+
+
+# ------------------------------------------------------------------ stored rows
+# Frozen records the store returns. Each decodes its own JSON / BLOB columns in
+# ``from_row``, so no caller parses a column.
+
+def _json(value: str | None, default: Any = None) -> Any:
+    return json.loads(value) if value else default
+
+
+@dataclass(frozen=True)
+class TeacherRun:
+    """One annotation run: a teacher, a model and the settings that change answers.
+
+    ``use_order`` rises each time the run is started or resumed: the run with the highest
+    one (and annotations) is the project's current teacher run.
+    """
+
+    id: int
+    project_id: int
+    teacher: str
+    model: str
+    strategy: str
+    params: dict
+    status: str
+    created: str
+    use_order: int
+    finished: str | None = None
+    summary: dict | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "TeacherRun":
+        return cls(row["id"], row["project_id"], row["teacher"], row["model"], row["strategy"],
+                   _json(row["params"], {}), row["status"], row["created"], row["use_order"],
+                   row["finished"], _json(row["summary"]))
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One sample's result in a teacher run: a candidate set, or an error kind.
+
+    ``ext_id``, ``text`` and ``gold`` are filled when the read joined the sample.
+    """
+
+    sample_id: int
+    candidates: list[str] | None
+    label: str | None
+    confidence: float | None = None
+    raw: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    run_id: int | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float | None = None
+    cache_key: str | None = None
+    created: str | None = None
+    ext_id: str | None = None
+    text: str | None = None
+    gold: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Annotation":
+        fields = {k: row[k] for k in _ANNOTATION_FIELDS if k in row}
+        fields["candidates"] = _json(row.get("candidates"))
+        return cls(**fields)
+
+
+_ANNOTATION_FIELDS = tuple(Annotation.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A human decision: ``label`` (with the label), ``skip``, or ``undo`` of an earlier one.
+    ``in_candidates``: whether the label was one of the teacher's candidates."""
+
+    id: int
+    sample_id: int
+    action: str
+    label: str | None = None
+    in_candidates: bool | None = None
+    undoes: int | None = None
+    who: str = ""
+    note: str = ""
+    created: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Decision":
+        flag = row.get("in_candidates")
+        return cls(row["id"], row["sample_id"], row["action"], row.get("label"),
+                   None if flag is None else bool(flag), row.get("undoes"),
+                   row.get("who") or "", row.get("note") or "", row.get("created") or "")
+
+
+@dataclass(frozen=True)
+class StudentRun:
+    """One distillation: its settings, per-epoch metrics, and where its checkpoint is."""
+
+    id: int
+    project_id: int
+    teacher_run_id: int | None
+    method: str
+    config: dict
+    status: str
+    created: str
+    epochs: list[dict]
+    finished: str | None = None
+    best_epoch: int | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+    worker: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "StudentRun":
+        return cls(row["id"], row["project_id"], row["teacher_run_id"], row["method"],
+                   _json(row["config"], {}), row["status"], row["created"],
+                   _json(row["epochs"], []), row["finished"], row["best_epoch"],
+                   row["checkpoint"], row["error"], row["worker"])
+
+
+PROBS_DTYPE = np.float32
+
+
+def pack_probs(probs: np.ndarray) -> bytes:
+    """A probability row as stored in ``predictions.probs`` (float32, label order)."""
+    return np.asarray(probs, dtype=PROBS_DTYPE).tobytes()
+
+
+def unpack_probs(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=PROBS_DTYPE)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The student's probabilities for one sample (label order of the project)."""
+
+    run_id: int
+    sample_id: int
+    probs: np.ndarray
+    label: str
+    confidence: float
+    entropy: float = 0.0
+    out_of_candidate: bool = False
+    high_confidence: bool = False
+    small_loss: bool = False
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Prediction":
+        return cls(row["run_id"], row["sample_id"], unpack_probs(row["probs"]), row["label"],
+                   row["confidence"], row["entropy"], bool(row["out_of_candidate"]),
+                   bool(row["high_confidence"]), bool(row["small_loss"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """A sample joined with its current human decision, latest student prediction and
+    latest teacher annotation: what the export's label policy chooses from."""
+
+    sample_id: int
+    ext_id: str
+    text: str
+    gold: str | None
+    human_action: str | None
+    human_label: str | None
+    student_label: str | None
+    student_confidence: float | None
+    teacher_label: str | None
+    teacher_confidence: float | None
+    candidates: str | None   # the teacher's set as stored (a JSON list), written as is

@@ -67,19 +67,27 @@ def parse_schema(data: Any) -> LabelSchema:
 
 
 def load_schema(path: str | Path) -> LabelSchema:
+    """A labels.json file on disk."""
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SchemaError(f"Label file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise SchemaError(f"Label file {path} is not UTF-8 text.") from None
+    return read_schema(data, name=f"Label file {path}")
+
+
+def read_schema(data: bytes, *, name: str = "labels.json") -> LabelSchema:
+    """A labels.json as bytes (a file read or uploaded); ``name`` starts the error message."""
     try:
-        data = json.loads(raw)
+        raw = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SchemaError(f"{name} is not UTF-8 text.") from None
+    try:
+        decoded = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise SchemaError(f"Label file {path} is not valid JSON: {exc.msg} at line "
-                          f"{exc.lineno}, column {exc.colno}.") from None
-    return parse_schema(data)
+        raise SchemaError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                          f"column {exc.colno}.") from None
+    return parse_schema(decoded)
 
 
 def schema_to_dict(schema: LabelSchema) -> dict:

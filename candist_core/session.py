@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import demo
+from . import demo_project
 from .store import Store
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "candist.db"
@@ -20,5 +20,5 @@ def open_store(path: str | Path | None = None) -> Store:
     fresh = not path.exists()
     store = Store(path)
     if fresh:
-        demo.load_demo(store, if_missing=True)
+        demo_project.load_demo(store, if_missing=True)
     return store

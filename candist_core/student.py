@@ -3,9 +3,12 @@ Distribution Refinery (method page §4), plus the ``sa`` and ``uniform`` baselin
 same loop so they are compared with the same budget and model-selection rule.
 
 :class:`Distiller` is the trainer: data, model and config come in, side effects leave
-through callbacks. Model selection needs no gold labels: held-out human decisions when
-there are enough, else agreement with the candidate sets on a held-back slice of
-teacher-annotated samples the student never trains on.
+through callbacks. :meth:`Distiller.fit` reads top to bottom: one :class:`FitState` holds
+what the run works on, each epoch re-partitions the samples (Algorithm 1), trains, predicts
+every sample once and keeps the :class:`BestEpoch`. Targets and regularisers are module
+functions of explicit tensors. Model selection needs no gold labels: held-out human
+decisions when there are enough, else agreement with the candidate sets on a held-back
+slice of teacher-annotated samples the student never trains on.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,10 +27,18 @@ from torch import nn
 
 from .encoder import mean_pool, pick_device, resolve_model
 from .records import StudentError
-from .refinery import (PLAIN, Components, Partition, partition, refined_targets,
-                       soft_cross_entropy, uniform_targets)
+from .refinery import (Components, Partition, partition, refined_targets, soft_cross_entropy,
+                       uniform_targets)
 
 METHODS = ("candist", "sa", "uniform")
+HEAD_INITS = ("auto", "random", "prototypes")
+# Still accepted, no longer offered: a cosine head at the label descriptions copies the
+# teacher's ranking and measured worse everywhere (bench/RESULTS.md, head-start experiments).
+LEGACY_HEAD_INITS = ("labels",)
+
+# Fixed settings of the regularisers (method page §4.6); no experiment ever changed them.
+MIXUP_ALPHA = 4.0    # mixup weight omega ~ Beta(4, 4)
+MASK_RATE = 0.15     # share of the tokens masked in the augmented view
 
 
 @dataclass(frozen=True)
@@ -47,14 +59,10 @@ class StudentConfig:
     gamma: float = 0.85
     tau: float = 0.95
     components: Components = field(default_factory=Components)
-    consistency: float = 0.25       # share of each batch given an augmented view (0: off)
-    augment_p: float = 0.15         # token masking rate of the augmented view
-    mixup: bool = True              # mixup of pooled embeddings and targets, Beta(4, 4)
-    mixup_alpha: float = 4.0
-    eta_max: float = 1.0            # weight of the regularisers, ramped 0 -> eta_max
-    head_init: str = "auto"         # auto | random | labels | prototypes (see resolve_head)
+    consistency: float = 0.25       # share of each batch given a masked view (0: off)
+    mixup: bool = True              # mixup of pooled embeddings and targets
+    head_init: str = "auto"         # auto | random | prototypes (see resolve_head)
     prototypes_below: float = 50.0  # auto: prototypes under this many samples per class
-    head_lr_mult: float = 1.0       # learning-rate factor of the new head
     start_from_head: bool = True    # informed head: first Eq. 1 targets from its predictions
     holdout: float = 0.1            # held-back share for label-free model selection
     max_holdout: int = 500
@@ -71,7 +79,7 @@ class StudentConfig:
             raise StudentError("--max-length must be between 8 and 512.")
         if not 0 < self.lr < 1:
             raise StudentError("--lr must be between 0 and 1.")
-        if self.head_init not in HEAD_INITS:
+        if self.head_init not in HEAD_INITS + LEGACY_HEAD_INITS:
             raise StudentError(f"Unknown head start {self.head_init!r}: use "
                                f"{', '.join(HEAD_INITS)}.")
 
@@ -94,7 +102,7 @@ class TrainingData:
     cand: torch.Tensor
     human: torch.Tensor
     gold: torch.Tensor
-    label_texts: list[str] | None = None   # "name: description", to initialise the head
+    label_texts: list[str] | None = None   # "name: description", for the legacy labels head
 
     @property
     def fixed(self) -> torch.Tensor:
@@ -116,10 +124,7 @@ class FitResult:
     cancelled: bool = False
 
 
-HEAD_INITS = ("auto", "random", "labels", "prototypes")
-
-
-def resolve_head(config: "StudentConfig", samples: int, classes: int) -> str:
+def resolve_head(config: StudentConfig, samples: int, classes: int) -> str:
     """``auto``: a random linear head when there are enough samples per class to learn it in
     the epoch budget, else a cosine head started at the class prototypes of the candidate
     sets. Measured (bench/RESULTS.md): Banking77, 20 samples a class: candist 41.7 % with a
@@ -134,9 +139,8 @@ class StudentModel(nn.Module):
     """Encoder + mean pooling + a linear head (all-MiniLM-L6-v2 is trained for mean pooling).
 
     With ``cosine=True`` the head is ``scale * normalize(pooled) @ W.T + b``, and
-    :meth:`start_head_at` can start it at the embeddings of "name: description" of
-    each label (where the offline teacher's zero-shot ranking is) or at class prototypes of
-    the candidate sets (see ``StudentConfig.head_init`` and bench/RESULTS.md).
+    :meth:`start_head_at` can start it at class prototypes of the candidate sets (see
+    ``StudentConfig.head_init`` and bench/RESULTS.md).
     """
 
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1,
@@ -169,6 +173,67 @@ class StudentModel(nn.Module):
         return self.classify(pooled), pooled
 
 
+def load_student(model: str | None, num_labels: int, *, cosine: bool = False
+                 ) -> tuple[StudentModel, object]:
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    path = resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    encoder = AutoModel.from_pretrained(path)
+    return StudentModel(encoder, num_labels, cosine=cosine), tokenizer
+
+
+# --------------------------------------------------------------- pure pieces of the loop
+def choose_max_length(lengths: Sequence[int], *, cap: int = 128) -> int:
+    """95th percentile of token lengths, rounded up to a multiple of 8, within [16, cap]."""
+    if not lengths:
+        return 16
+    p95 = float(np.percentile(lengths, 95))
+    return int(min(cap, max(16, math.ceil(p95 / 8) * 8)))
+
+
+def lr_factor(step: int, *, warmup: int, total: int) -> float:
+    """Learning-rate factor after ``step`` optimiser steps: linear warm-up to 1 over the
+    first ``warmup`` steps, then linear decay to 0 at ``total``.
+
+    ``transformers.get_linear_schedule_with_warmup`` has the same decay, but its warm-up
+    is ``step / warmup``: the first step trains at lr 0 and every warm-up step at one step
+    less. The recorded accuracies (bench/RESULTS.md) were made with this schedule, so it
+    stays (tests/test_student.py compares the two)."""
+    return min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training rows, validation rows and what validates them (``human`` | ``candidates``)."""
+
+    train: list[int]
+    val: list[int]
+    validation: str
+
+
+def split_rows(data: TrainingData, *, seed: int, min_human_validation: int,
+               holdout: float, max_holdout: int) -> Split:
+    """Human decisions validate when there are at least ``min_human_validation`` (30 % of
+    them, at least that many); else a ``holdout`` share (at most ``max_holdout``) of the
+    teacher-annotated rows, never trained on. Seeded, so the split is the same every run."""
+    rng = random.Random(seed)
+    human_rows = torch.nonzero(data.fixed).squeeze(1).tolist()
+    if len(human_rows) >= min_human_validation:
+        rng.shuffle(human_rows)
+        k = max(min_human_validation, int(0.3 * len(human_rows)))
+        val, validation = sorted(human_rows[:k]), "human"
+    else:
+        teacher_rows = torch.nonzero(data.cand.any(1) & ~data.fixed).squeeze(1).tolist()
+        rng.shuffle(teacher_rows)
+        k = min(max_holdout, int(holdout * len(teacher_rows)))
+        val, validation = sorted(teacher_rows[:k]), "candidates"
+    held = set(val)
+    train = [i for i in torch.nonzero(data.trainable).squeeze(1).tolist() if i not in held]
+    return Split(train, val, validation)
+
+
 def set_targets(cand: torch.Tensor, fixed: torch.Tensor, fixed_targets: torch.Tensor
                 ) -> torch.Tensor:
     """Uniform over each candidate set; a human label's one-hot where there is one."""
@@ -184,23 +249,40 @@ def class_prototypes(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return sums / targets.float().sum(0).clamp(min=1e-9).unsqueeze(1)
 
 
-def load_student(model: str | None, num_labels: int, *, cosine: bool = False
-                 ) -> tuple[StudentModel, object]:
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
-    path = resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    encoder = AutoModel.from_pretrained(path)
-    return StudentModel(encoder, num_labels, cosine=cosine), tokenizer
+def batch_targets(method: str, *, probs: torch.Tensor, cand: torch.Tensor,
+                  fixed: torch.Tensor, fixed_targets: torch.Tensor, part: Partition | None,
+                  gamma: float, components: Components) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C) targets and (B,) weights of one batch, every tensor the batch's rows.
+
+    ``sa`` and ``uniform``: uniform over the set (``sa``'s sets hold one label), weight 1.
+    ``candist``: Eq. 5 over the epoch's partition ``part`` (``None`` in warm-up: Eq. 1
+    alone). ``probs`` is the prediction of the end of the previous epoch (the head's start
+    before the first), not the batch's own output: a target equal to the output being
+    trained feeds back on itself and lets early mistakes win. Human rows keep their one-hot.
+    """
+    if method in ("sa", "uniform"):
+        return set_targets(cand, fixed, fixed_targets), torch.ones(len(cand))
+    if part is None:
+        none = torch.zeros(len(cand), dtype=torch.bool)
+        part = Partition(none, none, none)
+    return refined_targets(probs, cand, part, gamma=gamma, components=components,
+                           fixed_targets=fixed_targets, fixed=fixed)
 
 
-def choose_max_length(lengths: Sequence[int], *, cap: int = 128) -> int:
-    """95th percentile of token lengths, rounded up to a multiple of 8, within [16, cap]."""
-    if not lengths:
-        return 16
-    p95 = float(np.percentile(lengths, 95))
-    return int(min(cap, max(16, math.ceil(p95 / 8) * 8)))
+def mixup_loss(classify: Callable[[torch.Tensor], torch.Tensor], pooled: torch.Tensor,
+               targets: torch.Tensor, weights: torch.Tensor, *,
+               generator: torch.Generator) -> torch.Tensor:
+    """Mixup of pooled embeddings and their targets among the rows that have a target
+    (weight > 0), ``omega ~ Beta(4, 4)``: the mean soft cross entropy of the mixed rows.
+    Zero with fewer than two such rows (then nothing is drawn)."""
+    keep = torch.nonzero(weights > 0).squeeze(1)
+    if len(keep) < 2:
+        return torch.zeros((), device=pooled.device)
+    omega = float(torch.distributions.Beta(MIXUP_ALPHA, MIXUP_ALPHA).sample())
+    perm = keep[torch.randperm(len(keep), generator=generator).to(keep.device)]
+    mixed = omega * pooled[keep] + (1 - omega) * pooled[perm]
+    mixed_targets = omega * targets[keep] + (1 - omega) * targets[perm]
+    return soft_cross_entropy(classify(mixed.float()), mixed_targets, logits=True).mean()
 
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, *, mask_id: int,
@@ -211,6 +293,76 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, *, mask_i
     out = input_ids.clone()
     out[maskable & (noise < p)] = mask_id
     return out
+
+
+def masked_view(input_ids: torch.Tensor, attention_mask: torch.Tensor, *, share: float,
+                mask_id: int, special_ids: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random ``share`` of the batch's rows (at least one) and their masked input ids."""
+    k = max(1, int(round(share * len(input_ids))))
+    rows = torch.randperm(len(input_ids), generator=generator)[:k].to(input_ids.device)
+    ids = input_ids[rows]
+    special = torch.isin(ids.cpu(), special_ids).to(ids.device)
+    return rows, mask_tokens(ids, attention_mask[rows], mask_id=mask_id, special=special,
+                             p=MASK_RATE, generator=generator)
+
+
+def consistency_losses(view_logits: torch.Tensor, logits: torch.Tensor,
+                       targets: torch.Tensor, weights: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Consistency of a masked view with its original rows: (in-set term, out-of-set term).
+    Rows with a target (weight > 0): weighted cross entropy of the view against it; rows
+    without (out-of-candidate): KL from the original's (detached) prediction to the view's."""
+    in_set = (weights * soft_cross_entropy(view_logits, targets, logits=True)).sum() \
+        / weights.sum().clamp(min=1.0)
+    out = weights == 0
+    out_of_set = torch.zeros((), device=logits.device)
+    if out.any():
+        out_of_set = F.kl_div(F.log_softmax(view_logits[out], 1),
+                              F.softmax(logits[out].detach(), 1), reduction="batchmean")
+    return in_set, out_of_set
+
+
+def review_flags(probs: torch.Tensor, cand: torch.Tensor, *, fixed: torch.Tensor,
+                 delta: float, tau: float) -> dict[str, np.ndarray]:
+    """Per-sample flags of the final predictions for the review queue (Eq. 2-4); a sample
+    with no candidate set counts every label as a candidate."""
+    part = partition(probs, cand | (~cand.any(1, keepdim=True)), delta=delta, tau=tau,
+                     fixed=fixed)
+    return {"out_of_candidate": (part.out & cand.any(1)).numpy(),
+            "high_confidence": part.high_conf.numpy(),
+            "small_loss": part.small_loss.numpy()}
+
+
+# ------------------------------------------------------------------------- the trainer
+@dataclass
+class FitState:
+    """What one :meth:`Distiller.fit` works on, built before the first epoch."""
+
+    ids: list[list[int]]            # token ids of every sample, cut to max_length
+    head: str                       # how the head started (reported with every epoch)
+    cand: torch.Tensor              # (N, C) candidate masks
+    fixed: torch.Tensor             # (N,) rows with a human label ...
+    fixed_targets: torch.Tensor     # (N, C) ... and their one-hot targets
+    split: Split
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator      # batch order, mixup pairs, masked views
+    special_ids: torch.Tensor       # never masked
+    mask_id: int
+    total_steps: int
+    step: int = 0
+
+
+@dataclass
+class BestEpoch:
+    """The epoch model selection prefers so far: its score, weights and predictions."""
+
+    score: float = -math.inf
+    epoch: int = 0
+    state: dict | None = None
+    probs: torch.Tensor | None = None
 
 
 class Distiller:
@@ -236,127 +388,188 @@ class Distiller:
     def tokenizer(self):
         return self._tokenizer
 
-    # ----------------------------------------------------------------- helpers
-    def _tokenize(self, texts: list[str], max_length: int | None) -> tuple[list[list[int]], int]:
-        enc = self._tokenizer(texts, truncation=True, max_length=512, add_special_tokens=True)
-        ids = enc["input_ids"]
-        if max_length is None:
-            max_length = choose_max_length([len(x) for x in ids])
-        return [x[:max_length - 1] + [x[-1]] if len(x) > max_length else x for x in ids], \
-            max_length
-
-    def _batch(self, ids: list[list[int]], rows: Sequence[int]):
-        width = max(len(ids[i]) for i in rows)
-        pad = self._tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, i in enumerate(rows):
-            input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
-            attention[j, :len(ids[i])] = 1
-        return input_ids.to(self.device), attention.to(self.device)
-
-    def _autocast(self):
-        if self.device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return torch.autocast("cpu", enabled=False)
-
-    @torch.inference_mode()
-    def predict(self, model: StudentModel, ids: list[list[int]], rows: Sequence[int],
-                *, batch_size: int = 128) -> torch.Tensor:
-        """Softmax outputs of ``rows`` in eval mode (no dropout), aligned with ``rows``."""
-        return self._classify(model, self.embed_rows(model, ids, rows, batch_size=batch_size))
-
-    @torch.inference_mode()
-    def _classify(self, model: StudentModel, pooled: torch.Tensor) -> torch.Tensor:
-        """Softmax outputs of the head over pooled embeddings (eval mode)."""
-        if not len(pooled):
-            return torch.zeros((0, model.head.out_features))
-        model.eval()
-        return F.softmax(model.classify(pooled.to(self.device)).float(), 1).cpu()
-
     # ------------------------------------------------------------------ train
     def fit(self, data: TrainingData) -> FitResult:
+        from transformers import set_seed
         cfg = self.config
-        _seed_everything(cfg.seed)
-        head = self.head_start = resolve_head(cfg, int(data.trainable.sum()), len(data.labels))
+        set_seed(cfg.seed)
+        head = resolve_head(cfg, int(data.trainable.sum()), len(data.labels))
         if self._model is None:
             self._model, self._tokenizer = load_student(cfg.model, len(data.labels),
                                                         cosine=head != "random")
         model = self._model.to(self.device)
-        n, num_labels = len(data.texts), len(data.labels)
-        ids, max_length = self._tokenize(data.texts, cfg.max_length)
-        cand = data.cand.clone()
-        fixed = data.fixed
-        fixed_targets = F.one_hot(data.human.clamp(min=0), num_labels).float()
-        trainable = data.trainable
-        train_rows, val_rows, val_kind = self._split(data, trainable)
-        if not train_rows:
+        ids, max_length = self.tokenize(data.texts, max_length=cfg.max_length)
+        split = split_rows(data, seed=cfg.seed, min_human_validation=cfg.min_human_validation,
+                           holdout=cfg.holdout, max_holdout=cfg.max_holdout)
+        if not split.train:
             raise StudentError("Nothing to train on: the teacher run has no candidate sets "
                                "and there are no human labels.")
-        epoch_probs = self.start_head(model, head, data, ids, max_length, train_rows,
-                                      fixed_targets)
-        components = cfg.components if cfg.method == "candist" else PLAIN
-        steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
-        self._setup_optimisation(model, steps_per_epoch * cfg.epochs)
-        all_rows = list(range(n))
+        fixed_targets = F.one_hot(data.human.clamp(min=0), len(data.labels)).float()
+        probs = self.start_head(data, head=head, ids=ids, max_length=max_length,
+                                train_rows=split.train, fixed_targets=fixed_targets)
+        run = self._fit_state(data, head=head, ids=ids, split=split,
+                              fixed_targets=fixed_targets)
         history: list[dict] = []
-        best: tuple[float, int, dict | None, torch.Tensor | None] = (-math.inf, 0, None, None)
-        part = None
+        best = BestEpoch()
         cancelled = False
         for epoch in range(1, cfg.epochs + 1):
             started = time.perf_counter()
-            refine = (cfg.method == "candist" and epoch > cfg.warmup_epochs
-                      and self.step >= cfg.min_warmup_steps)
-            if refine:  # Algorithm 1: the epoch's D_out, D_sl, D_hc from the current model
-                part = partition(epoch_probs, cand, delta=cfg.delta, tau=cfg.tau,
-                                 components=components, fixed=fixed)
-            losses, cancelled = self._train_epoch(
-                model, ids, train_rows, cand, fixed, fixed_targets, components, refine, part,
-                epoch_probs)
+            part = None
+            if (cfg.method == "candist" and epoch > cfg.warmup_epochs
+                    and run.step >= cfg.min_warmup_steps):
+                # Algorithm 1: the epoch's D_out, D_sl, D_hc from the current model.
+                part = partition(probs, run.cand, delta=cfg.delta, tau=cfg.tau,
+                                 components=cfg.components, fixed=run.fixed)
+            losses, cancelled = self._train_epoch(run, probs=probs, part=part)
             # One eval-mode pass over every sample feeds the next epoch's sets, the model
             # selection and, for the best epoch, the final predictions.
-            epoch_probs = self.predict(model, ids, all_rows)
-            metrics = self._evaluate(data, val_rows, val_kind, epoch_probs, cand, epoch,
-                                     losses, part, started)
+            probs = self.predict(ids, range(len(ids)))
+            metrics = self._epoch_report(data, run, probs=probs, epoch=epoch, losses=losses,
+                                         part=part, started=started)
             history.append(metrics)
-            if metrics["selection_score"] > best[0] and not cancelled:
-                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                best = (metrics["selection_score"], epoch, state, epoch_probs)
+            if metrics["selection_score"] > best.score and not cancelled:
+                best = BestEpoch(metrics["selection_score"], epoch,
+                                 {k: v.detach().cpu().clone()
+                                  for k, v in model.state_dict().items()}, probs)
             self.on_epoch(metrics)
             if cancelled:
                 break
-        final = best[3] if best[3] is not None else epoch_probs
-        if best[2] is not None:
-            model.load_state_dict(best[2])
-        final_part = partition(final, cand | (~cand.any(1, keepdim=True)), delta=cfg.delta,
-                               tau=cfg.tau, fixed=fixed)
-        flags = {"out_of_candidate": (final_part.out & cand.any(1)).numpy(),
-                 "high_confidence": final_part.high_conf.numpy(),
-                 "small_loss": final_part.small_loss.numpy()}
-        return FitResult(final.numpy(), history, best[1], flags, best[2], max_length,
+        final = best.probs if best.probs is not None else probs
+        if best.state is not None:
+            model.load_state_dict(best.state)
+        flags = review_flags(final, run.cand, fixed=run.fixed, delta=cfg.delta, tau=cfg.tau)
+        return FitResult(final.numpy(), history, best.epoch, flags, best.state, max_length,
                          cancelled)
 
-    def start_head(self, model, head, data, ids, max_length, train_rows, fixed_targets
+    def _fit_state(self, data: TrainingData, *, head: str, ids: list[list[int]],
+                   split: Split, fixed_targets: torch.Tensor) -> FitState:
+        cfg, tokenizer = self.config, self._tokenizer
+        total_steps = math.ceil(len(split.train) / cfg.batch_size) * cfg.epochs
+        optimizer = torch.optim.AdamW(self._model.parameters(), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
+        warmup = max(1, int(cfg.warmup_ratio * total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, partial(lr_factor, warmup=warmup, total=total_steps))
+        scaler = torch.amp.GradScaler("cuda", enabled=(
+            self.device.type == "cuda" and not torch.cuda.is_bf16_supported()))
+        mask_id = tokenizer.mask_token_id
+        return FitState(
+            ids=ids, head=head, cand=data.cand, fixed=data.fixed, fixed_targets=fixed_targets,
+            split=split, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            special_ids=torch.tensor(sorted(set(tokenizer.all_special_ids))),
+            mask_id=mask_id if mask_id is not None else (tokenizer.unk_token_id or 0),
+            total_steps=total_steps)
+
+    def _train_epoch(self, run: FitState, *, probs: torch.Tensor, part: Partition | None
+                     ) -> tuple[list[float], bool]:
+        """One pass over the training rows in a seeded order; (batch losses, cancelled)."""
+        cfg, model = self.config, self._model
+        model.train()
+        train = run.split.train
+        order = [train[i] for i in torch.randperm(len(train), generator=run.generator).tolist()]
+        losses = []
+        for start in range(0, len(order), cfg.batch_size):
+            if self.cancel.is_set():
+                return losses, True
+            loss = self._batch_loss(run, order[start:start + cfg.batch_size], probs=probs,
+                                    part=part)
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+            run.scheduler.step()
+            run.step += 1
+            losses.append(float(loss.detach()))
+            self.on_step(run.step, run.total_steps)
+        return losses, False
+
+    def _batch_loss(self, run: FitState, rows: list[int], *, probs: torch.Tensor,
+                    part: Partition | None) -> torch.Tensor:
+        """``L_dr`` of the batch plus, for ``candist``, ``eta * (L_mix + L_cr_in + L_cr_out)``
+        with ``eta`` ramped linearly 0 -> 1 over the run."""
+        cfg, model = self.config, self._model
+        idx = torch.tensor(rows)
+        input_ids, attention = self._batch(run.ids, rows)
+        logits, pooled = self._forward(input_ids, attention)
+        batch_part = None if part is None else Partition(part.out[idx], part.small_loss[idx],
+                                                         part.high_conf[idx])
+        targets, weights = batch_targets(
+            cfg.method, probs=probs[idx], cand=run.cand[idx], fixed=run.fixed[idx],
+            fixed_targets=run.fixed_targets[idx], part=batch_part, gamma=cfg.gamma,
+            components=cfg.components)
+        targets, weights = targets.to(self.device), weights.to(self.device)
+        ce = soft_cross_entropy(logits, targets, logits=True)
+        loss = (weights * ce).sum() / weights.sum().clamp(min=1.0)
+        eta = min(1.0, run.step / max(1, run.total_steps - 1))
+        if cfg.method != "candist" or eta <= 0:
+            return loss
+        regularisers = torch.zeros((), device=self.device)
+        if cfg.mixup:
+            regularisers = regularisers + mixup_loss(model.classify, pooled, targets, weights,
+                                                     generator=run.generator)
+        if cfg.consistency > 0:
+            view_rows, view = masked_view(input_ids, attention, share=cfg.consistency,
+                                          mask_id=run.mask_id, special_ids=run.special_ids,
+                                          generator=run.generator)
+            view_logits, _ = self._forward(view, attention[view_rows])
+            cr_in, cr_out = consistency_losses(view_logits, logits[view_rows],
+                                               targets[view_rows], weights[view_rows])
+            regularisers = regularisers + cr_in + cr_out
+        return loss + eta * regularisers
+
+    def _epoch_report(self, data: TrainingData, run: FitState, *, probs: torch.Tensor,
+                      epoch: int, losses: list[float], part: Partition | None,
+                      started: float) -> dict:
+        """The epoch's metrics; ``selection_score`` ranks epochs without gold labels."""
+        metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
+                   "d_out": int(part.out.sum()) if part is not None else 0,
+                   "d_sl": int(part.small_loss.sum()) if part is not None else 0,
+                   "d_hc": int(part.high_conf.sum()) if part is not None else 0,
+                   "validation": run.split.validation, "human_accuracy": None,
+                   "gold_accuracy": None, "head": run.head}
+        pred = probs.argmax(1)
+        if run.split.val:
+            rows = torch.tensor(run.split.val)
+            if run.split.validation == "human":
+                score = float((pred[rows] == data.human[rows]).float().mean())
+                metrics["human_accuracy"] = score
+            else:
+                score = float(run.cand[rows].gather(1, pred[rows].unsqueeze(1)).float().mean())
+            metrics["selection_score"] = score
+        else:
+            metrics["selection_score"] = float(epoch)  # nothing to select on: the last epoch
+        gold = data.gold >= 0
+        if gold.any():
+            metrics["gold_accuracy"] = float((pred[gold] == data.gold[gold]).float().mean())
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        return metrics
+
+    # ------------------------------------------------------- head start and inference
+    def start_head(self, data: TrainingData, *, head: str, ids: list[list[int]],
+                   max_length: int, train_rows: list[int], fixed_targets: torch.Tensor
                    ) -> torch.Tensor:
-        """Start a cosine head at the label descriptions or at the class prototypes, and
-        return the "p" that Eq. 1 re-normalises in the first epoch.
+        """Start a cosine head at the class prototypes (or, legacy, the label descriptions)
+        and return the "p" that Eq. 1 re-normalises in the first epoch.
 
         The paper's random head predicts about uniformly, hence "uniform over the set at the
         start"; a started head already ranks each set, and its own prediction is what Eq. 1
         asks for (``start_from_head``; Banking77: 69.1 -> 71.4 %, bench/RESULTS.md). One
         embedding pass over every sample feeds both the prototypes and that prediction.
         """
+        model = self._model
         uniform = uniform_targets(data.cand | data.fixed.unsqueeze(1))
         if not model.cosine or head == "random":
             return uniform
         every = range(len(ids))
         pooled = None
         if head == "labels" and data.label_texts:
-            label_ids, _ = self._tokenize(data.label_texts, max_length)
-            model.start_head_at(self.embed_rows(model, label_ids, range(len(label_ids))))
+            label_ids, _ = self.tokenize(data.label_texts, max_length=max_length)
+            model.start_head_at(self.embed_rows(label_ids, range(len(label_ids))))
         elif head == "prototypes":
-            pooled = self.embed_rows(model, ids, every)
+            pooled = self.embed_rows(ids, every)
             rows = torch.tensor(train_rows)
             targets = set_targets(data.cand[rows], data.fixed[rows], fixed_targets[rows])
             model.start_head_at(class_prototypes(pooled[rows], targets))
@@ -364,13 +577,30 @@ class Distiller:
             return uniform
         if not self.config.start_from_head:
             return uniform
-        return self._classify(model, pooled if pooled is not None
-                              else self.embed_rows(model, ids, every))
+        return self._probabilities(pooled if pooled is not None else self.embed_rows(ids, every))
+
+    def tokenize(self, texts: list[str], *, max_length: int | None = None
+                 ) -> tuple[list[list[int]], int]:
+        """Token ids of ``texts`` cut to ``max_length`` (None: :func:`choose_max_length` of
+        these texts), keeping the closing special token; and that length."""
+        ids = self._tokenizer(texts, truncation=True, max_length=512)["input_ids"]
+        if max_length is None:
+            max_length = choose_max_length([len(x) for x in ids])
+        # The same cut as the tokenizer's own truncation, without tokenizing twice.
+        return [x[:max_length - 1] + [x[-1]] if len(x) > max_length else x for x in ids], \
+            max_length
 
     @torch.inference_mode()
-    def embed_rows(self, model: StudentModel, ids, rows: Sequence[int], *,
-                   batch_size: int = 128) -> torch.Tensor:
+    def predict(self, ids: list[list[int]], rows: Sequence[int], *, batch_size: int = 128
+                ) -> torch.Tensor:
+        """Softmax outputs of ``rows`` in eval mode (no dropout), aligned with ``rows``."""
+        return self._probabilities(self.embed_rows(ids, rows, batch_size=batch_size))
+
+    @torch.inference_mode()
+    def embed_rows(self, ids: list[list[int]], rows: Sequence[int], *, batch_size: int = 128
+                   ) -> torch.Tensor:
         """Pooled embeddings of ``rows`` in eval mode, batched by length, in row order."""
+        model = self._model
         model.eval()
         order = sorted(rows, key=lambda i: len(ids[i]))
         out = []
@@ -382,179 +612,38 @@ class Distiller:
             return torch.zeros((0, model.encoder.config.hidden_size))
         pooled = torch.cat(out)
         result = torch.empty_like(pooled)
-        result[_inverse(order, rows)] = pooled
+        position = {row: j for j, row in enumerate(rows)}
+        result[torch.tensor([position[i] for i in order], dtype=torch.long)] = pooled
         return result
 
-    def _setup_optimisation(self, model: StudentModel, total_steps: int) -> None:
-        cfg = self.config
-        self.total_steps = total_steps
-        self.step = 0
-        head = set(id(p) for p in model.head.parameters())
-        self.optimizer = torch.optim.AdamW(
-            [{"params": [p for p in model.parameters() if id(p) not in head]},
-             {"params": list(model.head.parameters()), "lr": cfg.lr * cfg.head_lr_mult}],
-            lr=cfg.lr, weight_decay=cfg.weight_decay)
-        warmup = max(1, int(cfg.warmup_ratio * total_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(
-            (s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=(
-            self.device.type == "cuda" and not torch.cuda.is_bf16_supported()))
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.special = torch.tensor(sorted(set(self._tokenizer.all_special_ids)))
-        mask_id = self._tokenizer.mask_token_id
-        self.mask_id = mask_id if mask_id is not None else (self._tokenizer.unk_token_id or 0)
-        self.beta = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha)
+    @torch.inference_mode()
+    def _probabilities(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Softmax outputs of the head over pooled embeddings (eval mode)."""
+        model = self._model
+        if not len(pooled):
+            return torch.zeros((0, model.head.out_features))
+        model.eval()
+        return F.softmax(model.classify(pooled.to(self.device)).float(), 1).cpu()
 
-    def _train_epoch(self, model, ids, train_rows, cand, fixed, fixed_targets, components,
-                     refine, part, epoch_probs) -> tuple[list[float], bool]:
-        cfg = self.config
-        model.train()
-        order = [train_rows[i] for i in torch.randperm(len(train_rows),
-                                                       generator=self.generator).tolist()]
-        losses = []
-        for start in range(0, len(order), cfg.batch_size):
-            if self.cancel.is_set():
-                return losses, True
-            rows = order[start:start + cfg.batch_size]
-            idx = torch.tensor(rows)
-            input_ids, attention = self._batch(ids, rows)
-            with self._autocast():
-                logits, pooled = model(input_ids, attention)
-            logits = logits.float()
-            targets, weights = self._targets(cfg, components, refine, part, cand, idx,
-                                             epoch_probs, fixed, fixed_targets)
-            targets, weights = targets.to(self.device), weights.to(self.device)
-            ce = soft_cross_entropy(logits, targets, logits=True)
-            loss = (weights * ce).sum() / weights.sum().clamp(min=1.0)
-            eta = cfg.eta_max * min(1.0, self.step / max(1, self.total_steps - 1))
-            if cfg.method == "candist" and eta > 0:
-                loss = loss + eta * self._regularisers(model, pooled, logits, targets, weights,
-                                                       input_ids, attention)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            self.step += 1
-            losses.append(float(loss.detach()))
-            self.on_step(self.step, self.total_steps)
-        return losses, False
+    def _batch(self, ids: list[list[int]], rows: Sequence[int]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self._tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
-    def _split(self, data: TrainingData, trainable: torch.Tensor):
-        """Training rows, validation rows and which kind of validation they are."""
-        cfg = self.config
-        rng = random.Random(cfg.seed)
-        human_rows = torch.nonzero(data.fixed).squeeze(1).tolist()
-        if len(human_rows) >= cfg.min_human_validation:
-            rng.shuffle(human_rows)
-            k = max(cfg.min_human_validation, int(0.3 * len(human_rows)))
-            val = sorted(human_rows[:k])
-            kind = "human"
-        else:
-            teacher_rows = torch.nonzero(data.cand.any(1) & ~data.fixed).squeeze(1).tolist()
-            rng.shuffle(teacher_rows)
-            k = min(cfg.max_holdout, int(cfg.holdout * len(teacher_rows)))
-            val = sorted(teacher_rows[:k])
-            kind = "candidates"
-        val_set = set(val)
-        train = [i for i in torch.nonzero(trainable).squeeze(1).tolist() if i not in val_set]
-        return train, val, kind
+    def _forward(self, input_ids: torch.Tensor, attention: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training-mode logits (as float32) and pooled embeddings, mixed precision on CUDA."""
+        with self._autocast():
+            logits, pooled = self._model(input_ids, attention)
+        return logits.float(), pooled
 
-    def _targets(self, cfg, components, refine, part, cand, idx, epoch_probs, fixed,
-                 fixed_targets):
-        """Targets and weights of one batch: plain for the baselines (``sa`` trains on
-        one-hot sets), Eq. 1 during warm-up, Eq. 5 after it; human rows fixed."""
-        c, f = cand[idx], fixed[idx]
-        if cfg.method in ("sa", "uniform"):
-            targets = set_targets(c, f, fixed_targets[idx])
-            return targets, torch.ones(len(idx))
-        if refine:
-            batch_part = Partition(part.out[idx], part.small_loss[idx], part.high_conf[idx])
-        else:
-            none = torch.zeros(len(idx), dtype=torch.bool)
-            batch_part = Partition(none, none, none)
-        # Eq. 1 re-normalises the prediction of the end of the previous epoch (uniform over
-        # the set before the first), not the batch's own output: a target equal to the
-        # output being trained feeds back on itself and lets early mistakes win.
-        return refined_targets(epoch_probs[idx], c, batch_part, gamma=cfg.gamma,
-                               components=components, fixed_targets=fixed_targets[idx],
-                               fixed=f)
-
-    def _regularisers(self, model, pooled, logits, targets, weights, input_ids, attention
-                      ) -> torch.Tensor:
-        """Mixup of pooled embeddings and targets, and consistency with a masked view."""
-        cfg, generator = self.config, self.generator
-        total = torch.zeros((), device=self.device)
-        if cfg.mixup and len(pooled) > 1:
-            keep = torch.nonzero(weights > 0).squeeze(1)
-            if len(keep) > 1:
-                omega = float(self.beta.sample())
-                perm = keep[torch.randperm(len(keep), generator=generator).to(keep.device)]
-                mixed = omega * pooled[keep] + (1 - omega) * pooled[perm]
-                mixed_targets = omega * targets[keep] + (1 - omega) * targets[perm]
-                total = total + soft_cross_entropy(model.classify(mixed.float()), mixed_targets,
-                                                   logits=True).mean()
-        if cfg.consistency > 0:
-            k = max(1, int(round(cfg.consistency * len(input_ids))))
-            rows = torch.randperm(len(input_ids), generator=generator)[:k].to(self.device)
-            aug = mask_tokens(input_ids[rows], attention[rows], mask_id=self.mask_id,
-                              special=torch.isin(input_ids[rows].cpu(),
-                                                 self.special).to(self.device),
-                              p=cfg.augment_p, generator=generator)
-            with self._autocast():
-                aug_logits, _ = model(aug, attention[rows])
-            aug_logits = aug_logits.float()
-            w = weights[rows]
-            cr_in = (w * soft_cross_entropy(aug_logits, targets[rows], logits=True)).sum() \
-                / w.sum().clamp(min=1.0)
-            out = w == 0
-            cr_out = torch.zeros((), device=self.device)
-            if out.any():
-                cr_out = F.kl_div(F.log_softmax(aug_logits[out], 1),
-                                  F.softmax(logits[rows][out].detach(), 1),
-                                  reduction="batchmean")
-            total = total + cr_in + cr_out
-        return total
-
-    def _evaluate(self, data, val_rows, val_kind, probs, cand, epoch, losses, part,
-                  started) -> dict:
-        """The epoch's report; ``selection_score`` ranks epochs without gold labels."""
-        metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
-                   "d_out": int(part.out.sum()) if part is not None else 0,
-                   "d_sl": int(part.small_loss.sum()) if part is not None else 0,
-                   "d_hc": int(part.high_conf.sum()) if part is not None else 0,
-                   "validation": val_kind, "human_accuracy": None, "gold_accuracy": None,
-                   "head": self.head_start}
-        pred = probs.argmax(1)
-        if val_rows:
-            rows = torch.tensor(val_rows)
-            if val_kind == "human":
-                score = float((pred[rows] == data.human[rows]).float().mean())
-                metrics["human_accuracy"] = score
-            else:
-                score = float(cand[rows].gather(1, pred[rows].unsqueeze(1)).float().mean())
-            metrics["selection_score"] = score
-        else:
-            metrics["selection_score"] = float(epoch)  # nothing to select on: the last epoch
-        gold = data.gold >= 0
-        if gold.any():
-            metrics["gold_accuracy"] = float((pred[gold] == data.gold[gold]).float().mean())
-        metrics["seconds"] = round(time.perf_counter() - started, 2)
-        return metrics
-
-
-def _inverse(order: list[int], rows: Sequence[int]) -> torch.Tensor:
-    position = {row: j for j, row in enumerate(rows)}
-    return torch.tensor([position[i] for i in order], dtype=torch.long)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    def _autocast(self):
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast("cpu", enabled=False)
 
 
 def with_overrides(config: StudentConfig, **overrides) -> StudentConfig:
+    """``config`` with the overrides that are not None (the CLI's unset flags)."""
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -12,12 +12,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from .demonstrations import DemoPool
 from .prompts import STRATEGIES, is_multi
-from .records import LabelSchema, Sample, TeacherError
+from .records import LabelSchema, Sample, TeacherError, TeacherRun
 from .schema import label_texts
 
 Progress = Callable[[int, int, dict], None]
@@ -35,11 +36,12 @@ class TeacherConfig:
     samples: int = 5          # K replies for the sc strategy
     top_k: int = 2            # keep the k most frequent labels of those K (1 = majority vote)
     max_tokens: int = 200
-    timeout: float = 60.0
-    max_retries: int = 4
-    backoff_base: float = 0.5
-    price_in_per_1k: float = 0.0
-    price_out_per_1k: float = 0.0
+    timeout: float = 60.0     # seconds per request
+    max_retries: int = 4      # the openai client's retries (its own backoff, Retry-After)
+    # $ per 1k tokens for the cost estimate: gpt-4o-mini's list prices (the page's default
+    # model), so that an estimate for a paid API errs toward a cost, never toward free.
+    price_in_per_1k: float = 0.00015
+    price_out_per_1k: float = 0.0006
     pool_size: int = 100      # generated demonstrations when no human labels exist
     # offline teacher: softmax temperature over cosine similarities and keep-ratios
     softmax_temperature: float = 0.05
@@ -91,14 +93,29 @@ class SampleResult:
     cached: int = 0
 
 
+class ReplyCache(Protocol):
+    """Successful LLM replies by cache key (errors are never cached)."""
+
+    def get(self, key: str) -> dict | None: ...
+
+    def put(self, key: str, model: str, reply: dict) -> None: ...
+
+
 class Teacher(Protocol):
     kind: str   # "offline" or "openai": part of a run's identity
     model: str
 
     def annotate(self, schema: LabelSchema, samples: Sequence[Sample], config: TeacherConfig,
                  *, on_result: Callable[[Sample, SampleResult], None],
-                 cancel: threading.Event, context: dict) -> None:
-        """Call ``on_result`` once per sample as results arrive; stop early on ``cancel``."""
+                 cancel: threading.Event, cache: ReplyCache | None = None,
+                 demonstrations: DemoPool | None = None,
+                 base_candidates: Mapping[int, list[str]] | None = None) -> None:
+        """Call ``on_result`` once per sample as results arrive; stop early on ``cancel``.
+
+        ``cache``: replies already paid for; ``demonstrations``: reviewed examples for
+        few-shot prompts (None: the teacher finds its own, or none); ``base_candidates``:
+        sample id -> the candidate set the ``select`` strategy chooses from.
+        """
 
 
 # --------------------------------------------------------------------------- offline
@@ -151,7 +168,9 @@ class OfflineTeacher:
         label_vecs = self.encoder.encode(label_texts(schema))
         return self.encoder.encode(texts) @ label_vecs.T
 
-    def annotate(self, schema, samples, config, *, on_result, cancel, context) -> None:
+    def annotate(self, schema, samples, config, *, on_result, cancel, cache=None,
+                 demonstrations=None, base_candidates=None) -> None:
+        """Zero-shot: the cache, demonstrations and base candidates are not used."""
         if config.strategy == "select":
             raise TeacherError("The select strategy asks an LLM to choose from its own "
                                "candidates; use --teacher openai.")
@@ -196,6 +215,34 @@ class RunSummary:
         d["errors"] = dict(self.errors)
         return d
 
+    def describe(self) -> str:
+        """The run in one sentence, as the CLI prints it and the Annotate page shows it."""
+        errors = ", ".join(f"{k} {v}" for k, v in self.errors.items()) or "none"
+        return (f"Run #{self.run_id} {self.status}: {self.annotated} annotated now, "
+                f"{self.already_done} already done, {self.failed} failed (errors: {errors}); "
+                f"{self.requests} requests, {self.cached} cached replies, "
+                f"{self.prompt_tokens + self.completion_tokens} tokens, ${self.cost:.4f}.")
+
+
+def make_teacher(kind: str, *, model: str | None = None, base_url: str | None = None,
+                 api_key: str | None = None, shots: int = 0) -> Teacher:
+    """The teacher chosen with the CLI's flags or on the Annotate page.
+
+    ``offline``: the sentence encoder at ``model`` (a local directory; default MiniLM).
+    ``openai``: ``model`` on the OpenAI-compatible server at ``base_url`` (the key from
+    ``api_key`` or OPENAI_API_KEY), with the encoder for demonstrations when ``shots`` > 0.
+    """
+    from .encoder import shared_encoder   # torch, loaded once a teacher is really wanted
+    if kind == "offline":
+        return OfflineTeacher(shared_encoder(model))
+    if kind != "openai":
+        raise TeacherError(f"Unknown teacher {kind!r}: use offline or openai.")
+    if not model:
+        raise TeacherError("The LLM teacher needs a model name (--model).")
+    from .llm_teacher import LLMTeacher   # imports teacher: a module-level import would cycle
+    return LLMTeacher.connect(base_url=base_url, model=model, api_key=api_key,
+                              encoder=shared_encoder() if shots else None)
+
 
 def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherConfig, *,
                      limit: int | None = None, progress: Progress | None = None,
@@ -206,14 +253,14 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
     schema = store.label_schema(project_id)
     samples = store.samples(project_id, limit=limit)
     if not samples:
-        raise TeacherError("The project has no samples: import a CSV first.")
+        raise TeacherError("The project has no samples: import a file of texts first.")
     identity = config.identity(teacher.kind)
-    context: dict = {"store": store, "project_id": project_id}
+    base_candidates = None
     if config.strategy == "select":
         base = _select_base_run(store, project_id)
-        context["base_candidates"] = {r["sample_id"]: r["candidates"]
-                                      for r in store.annotations(base["id"]) if r["candidates"]}
-        identity["base_run"] = base["id"]
+        base_candidates = {r.sample_id: r.candidates
+                           for r in store.annotations(base.id) if r.candidates}
+        identity["base_run"] = base.id
     run_id = store.find_teacher_run(project_id, teacher=teacher.kind, model=teacher.model,
                                     strategy=config.strategy, params=identity)
     if run_id is None:
@@ -254,7 +301,9 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
         progress(summary.already_done, summary.total, summary.to_dict())
     try:
         teacher.annotate(schema, todo, config, on_result=on_result, cancel=cancel,
-                         context=context)
+                         cache=StoreReplyCache(store), base_candidates=base_candidates,
+                         demonstrations=human_demonstrations(store, project_id)
+                         if config.shots > 0 and todo else None)
     except BaseException as exc:
         summary.status = "failed"
         summary.seconds = time.perf_counter() - start
@@ -272,9 +321,33 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
     return summary
 
 
-def _select_base_run(store, project_id: int) -> dict:
+@dataclass(frozen=True)
+class StoreReplyCache:
+    """The store's LLM reply cache as a :class:`ReplyCache`."""
+
+    store: object
+
+    def get(self, key: str) -> dict | None:
+        return self.store.cache_get(key)
+
+    def put(self, key: str, model: str, reply: dict) -> None:
+        self.store.cache_put(key, model, reply)
+
+
+def human_demonstrations(store, project_id: int) -> DemoPool | None:
+    """The reviewed samples with a human label, or None when there are none."""
+    decisions = {sid: d.label for sid, d in store.current_decisions(project_id).items()
+                 if d.action == "label"}
+    if not decisions:
+        return None
+    samples = store.samples(project_id, ids=list(decisions))
+    return DemoPool(tuple(s.text for s in samples), tuple(decisions[s.id] for s in samples),
+                    "human")
+
+
+def _select_base_run(store, project_id: int) -> TeacherRun:
     for run in store.teacher_runs(project_id):
-        if is_multi(run["strategy"]) and store.done_sample_ids(run["id"]):
+        if is_multi(run.strategy) and store.done_sample_ids(run.id):
             return run
     raise TeacherError("The select strategy needs a candidate run first (ca_add, ca_all or "
                        "sc).")

@@ -3,7 +3,7 @@
 
 def next_step(counts: dict) -> str:
     if counts["samples"] == 0:
-        return "import a CSV of texts."
+        return "import a file of texts (CSV, JSONL or Parquet) on the Data page."
     if counts["annotated"] == 0:
         return "annotate the texts with the teacher (candidate sets)."
     if counts["student_runs"] == 0:

@@ -7,7 +7,7 @@ KEY = "sk-test-RECOGNISABLE-0123456789abcdef"
 SCHEMA = build_schema("Sort animal questions.", ["cat", "dog", "bird"])
 TEXTS = ["is my cat ok", "a dog barks", "bird song", "cat or dog", "which bird", "the dog",
          "my cat", "no animal here"]
-FAST = dict(shots=0, backoff_base=0.01, max_retries=2, timeout=1.0, concurrency=1)
+FAST = dict(shots=0, max_retries=2, timeout=1.0, concurrency=1)
 
 
 def animals_project(store):

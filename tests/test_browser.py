@@ -67,7 +67,7 @@ def test_upload_annotate_review_by_keyboard_and_export(tmp_path, trec_dir):
     assert (cleaned["label_source"] == "human").sum() == 3
     assert (cleaned["label_source"] == "teacher").sum() == 57
     human = cleaned[cleaned["label_source"] == "human"]
-    saved = {d["label"] for d in decisions(db).values()}
+    saved = {d.label for d in decisions(db).values()}
     assert set(human["label"]) <= saved
     assert cleaned["text"].tolist()[1:] == frame["text"].tolist()[1:]
 

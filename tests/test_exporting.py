@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from candist_core.metrics import entropy
 from candist_core.exporting import ExportOptions, neutralise, write_export
 from candist_core.records import ExportError
 from candist_core.schema import build_schema
@@ -28,7 +29,8 @@ def filled(store):
     student = store.create_student_run(project.id, teacher_run_id=teacher, method="candist",
                                        config={})
     flags = np.zeros(2, dtype=bool)
-    store.write_predictions(student, ids[:2], np.array([[0.4, 0.6], [0.2, 0.8]]), SCHEMA.names,
+    probs = np.array([[0.4, 0.6], [0.2, 0.8]])
+    store.write_predictions(student, ids[:2], probs, SCHEMA.names, entropy=entropy(probs),
                             out_of_candidate=flags, high_confidence=flags, small_loss=flags)
     store.finish_student_run(student, status="done")
     store.record_decision(project.id, ids[0], action="label", label="a")

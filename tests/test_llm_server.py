@@ -12,7 +12,7 @@ from llama_server import CountingProxy, llama_server
 
 pytestmark = pytest.mark.slow
 
-FAST = dict(shots=0, max_tokens=60, timeout=60, backoff_base=0.05, max_retries=1)
+FAST = dict(shots=0, max_tokens=60, timeout=60, max_retries=1)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,12 @@ def test_structured_replies_are_valid_label_sets_for_every_strategy(store, trec,
         strategy=strategy, samples=2, top_k=2, concurrency=2, **FAST), limit=6)
     names = set(store.label_schema(trec.id).names)
     rows = store.annotations(summary.run_id)
-    good = [r for r in rows if r["candidates"]]
-    assert len(good) >= 5, [r["error"] for r in rows]
-    assert all(set(r["candidates"]) <= names and r["label"] == r["candidates"][0]
+    good = [r for r in rows if r.candidates]
+    assert len(good) >= 5, [r.error for r in rows]
+    assert all(set(r.candidates) <= names and r.label == r.candidates[0]
                for r in good)
     if strategy == "sa":
-        assert all(len(r["candidates"]) == 1 for r in good)
+        assert all(len(r.candidates) == 1 for r in good)
     assert t.structured_mode == "json_object"  # llama.cpp's response_format dialect
     assert summary.prompt_tokens > 0 and summary.completion_tokens > 0
 
@@ -54,13 +54,13 @@ def test_select_picks_from_the_models_own_candidates(store, trec, llama):
     t = teacher(llama)
     annotate_project(store, trec.id, t, TeacherConfig(strategy="ca_all", concurrency=2,
                                                       **FAST), limit=6)
-    base = {r["sample_id"]: r["candidates"] for r in store.annotations(
-        store.latest_teacher_run(trec.id)["id"]) if r["candidates"]}
+    base = {r.sample_id: r.candidates for r in store.annotations(
+        store.latest_teacher_run(trec.id).id) if r.candidates}
     summary = annotate_project(store, trec.id, t, TeacherConfig(strategy="select", **FAST),
                                limit=6)
     for row in store.annotations(summary.run_id):
-        if row["candidates"]:
-            assert row["label"] in base[row["sample_id"]]
+        if row.candidates:
+            assert row.label in base[row.sample_id]
 
 
 def test_concurrency_overlaps_requests_at_the_server(store, trec, llama):
@@ -88,7 +88,7 @@ def test_a_killed_server_gives_a_clear_error_and_the_resumed_run_repeats_nothing
     assert first.annotated == 3
     assert dict(first.errors) == {"connection": 5}
     errors = store.annotations(first.run_id, errors_only=True)
-    assert all(e["error"].startswith("APIConnectionError") for e in errors)
+    assert all(e.error.startswith("APIConnectionError") for e in errors)
     done_before = store.done_sample_ids(first.run_id)
     with llama_server(log_dir=tmp_path) as (url, _):
         proxy = CountingProxy(url)

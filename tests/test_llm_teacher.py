@@ -21,9 +21,9 @@ def project(store):
 def test_structured_replies_become_candidate_sets(store, project, fake):
     summary = run(store, project, fake)
     assert summary.status == "done" and summary.annotated == 8 and summary.requests == 8
-    rows = {r["text"]: r for r in store.annotations(summary.run_id)}
-    assert rows["cat or dog"]["candidates"] == ["cat", "dog"]
-    assert rows["a dog barks"]["label"] == "dog"
+    rows = {r.text: r for r in store.annotations(summary.run_id)}
+    assert rows["cat or dog"].candidates == ["cat", "dog"]
+    assert rows["a dog barks"].label == "dog"
     fmt = fake.chat_requests()[0]["response_format"]
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["schema"]["properties"]["labels"]["items"]["enum"] == \
@@ -31,18 +31,28 @@ def test_structured_replies_become_candidate_sets(store, project, fake):
     assert fake.chat_requests()[0]["temperature"] == 0.3
 
 
-def test_a_server_without_json_schema_gets_the_next_format(store, project, fake):
-    fake.script.append({"status": 400})
+@pytest.mark.parametrize("status", [400, 422, 500])
+def test_a_server_without_json_schema_gets_the_next_format_at_once(store, project, fake,
+                                                                   status):
+    fake.script.append({"status": status})   # llama-cpp-python answers 500
     summary = run(store, project, fake)
-    assert summary.annotated == 8
+    assert (summary.annotated, summary.requests) == (8, 9)
     assert fake.chat_requests()[1]["response_format"]["type"] == "json_object"
     assert "schema" in fake.chat_requests()[1]["response_format"]
+    assert fake.times[1] - fake.times[0] < 0.3   # not after the client's backoff
+
+
+def test_a_transient_fault_before_the_format_is_known_keeps_the_format(store, project, fake):
+    fake.script.append({"status": 429})
+    summary = run(store, project, fake)
+    assert (summary.annotated, summary.requests) == (8, 9)
+    assert {r["response_format"]["type"] for r in fake.chat_requests()} == {"json_schema"}
 
 
 def test_free_text_replies_are_parsed(store, project, fake):
     fake.answer = lambda body: "I think it's probably a Dog, maybe a CAT."
     summary = run(store, project, fake, strategy="ca_add")
-    assert all(r["candidates"] == ["dog", "cat"] for r in store.annotations(summary.run_id))
+    assert all(r.candidates == ["dog", "cat"] for r in store.annotations(summary.run_id))
 
 
 def test_replies_are_cached_and_never_requested_twice(store, project, fake):
@@ -77,7 +87,7 @@ def test_concurrency_overlaps_requests(store, project, fake):
     fake.delay = 0.3
     start = time.perf_counter()
     summary = run(store, project, fake, concurrency=4)
-    assert summary.annotated == 8
+    assert (summary.annotated, summary.requests) == (8, 8)
     assert fake.max_in_flight >= 3
     assert time.perf_counter() - start < 8 * 0.3
 
@@ -89,15 +99,15 @@ def test_self_consistency_votes_over_k_replies(store, project, fake):
     summary = run(store, project, fake, strategy="sc", samples=3, top_k=2)
     assert summary.requests == 24
     row = store.annotations(summary.run_id)[0]
-    assert row["candidates"] == ["cat", "dog"] and row["label"] == "cat"
-    assert row["confidence"] == pytest.approx(2 / 3)
+    assert row.candidates == ["cat", "dog"] and row.label == "cat"
+    assert row.confidence == pytest.approx(2 / 3)
     seeds = {r["seed"] for r in fake.chat_requests()}
     assert seeds == {0, 1, 2}
 
 
 def test_select_asks_only_about_multi_label_sets_and_within_them(store, project, fake):
     base = run(store, project, fake)
-    sets = {r["sample_id"]: r["candidates"] for r in store.annotations(base.run_id)}
+    sets = {r.sample_id: r.candidates for r in store.annotations(base.run_id)}
     fake.requests.clear()
     fake.answer = lambda body: json.dumps({"label": "dog"})
     summary = run(store, project, fake, strategy="select")
@@ -106,7 +116,7 @@ def test_select_asks_only_about_multi_label_sets_and_within_them(store, project,
     request = fake.chat_requests()[0]
     assert request["response_format"]["json_schema"]["schema"]["properties"]["label"][
         "enum"] == ["cat", "dog"]
-    labels = {r["sample_id"]: r["label"] for r in store.annotations(summary.run_id)}
+    labels = {r.sample_id: r.label for r in store.annotations(summary.run_id)}
     assert all(labels[sid] in sets[sid] for sid in sets)
 
 

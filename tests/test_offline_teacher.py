@@ -1,13 +1,16 @@
 """The offline teacher: candidate-set rules on hand-made probabilities, then real MiniLM on a
-real TREC slice."""
+real TREC slice; the run summary sentence and make_teacher that the CLI and the page share."""
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from candist_core.encoder import shared_encoder
 from candist_core.importing import ImportOptions, import_csv
 from candist_core.metrics import project_metrics
-from candist_core.teacher import (OfflineTeacher, TeacherConfig, annotate_project,
-                                  candidate_sets, rank_labels)
+from candist_core.records import TeacherError
+from candist_core.teacher import (OfflineTeacher, RunSummary, TeacherConfig, annotate_project,
+                                  candidate_sets, make_teacher, rank_labels)
 
 PROBS = np.array([[0.50, 0.30, 0.15, 0.05],
                   [0.10, 0.80, 0.06, 0.04]])
@@ -32,6 +35,23 @@ def test_softmax_temperature_sharpens():
     sims = np.array([[0.5, 0.4]])
     assert rank_labels(sims, temperature=0.05)[0, 0] > rank_labels(sims, temperature=1)[0, 0]
     assert rank_labels(sims, temperature=0.05).sum() == pytest.approx(1.0)
+
+
+def test_a_run_summary_is_one_sentence():
+    summary = RunSummary(run_id=3, total=10, already_done=2, annotated=7, failed=1,
+                         requests=9, cached=1, prompt_tokens=100, completion_tokens=20,
+                         cost=0.00123, errors=Counter(timeout=1), status="incomplete")
+    assert summary.describe() == (
+        "Run #3 incomplete: 7 annotated now, 2 already done, 1 failed (errors: timeout 1); "
+        "9 requests, 1 cached replies, 120 tokens, $0.0012.")
+
+
+def test_make_teacher_names_what_is_missing():
+    with pytest.raises(TeacherError, match="needs a model name"):
+        make_teacher("openai", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(TeacherError, match="Unknown teacher 'gpt'"):
+        make_teacher("gpt")
+    assert make_teacher("offline").kind == "offline"
 
 
 @pytest.fixture

@@ -73,7 +73,6 @@ def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
     at = page("annotate")
     assert "Plan: 200 samples, 0 requests" in at.caption[0].value
     at.selectbox[0].set_value("ca_all")
-    at.button(key=None)  # noqa: B018 - the widget list exists
     next(b for b in at.button if b.label == "Start annotation").click()
     at.run()
     wait_for_job(at, "Annotation done")
@@ -97,8 +96,8 @@ def test_review_saves_each_decision_at_once_and_undo_restores(app_db):
     with Store(app_db) as store:
         project = store.get_project("trec")
         decisions = store.current_decisions(project.id)
-        assert [d["label"] for d in decisions.values()] == [chosen]
-        assert list(decisions.values())[0]["in_candidates"] == 1
+        assert [d.label for d in decisions.values()] == [chosen]
+        assert list(decisions.values())[0].in_candidates is True
     assert at.text[0].value != first_text          # the next sample is shown at once
     next(b for b in at.button if b.key == "skip").click()
     at.run()
@@ -106,7 +105,7 @@ def test_review_saves_each_decision_at_once_and_undo_restores(app_db):
     at.run()
     with Store(app_db) as store:
         decisions = store.current_decisions(store.get_project("trec").id)
-        assert [d["action"] for d in decisions.values()] == ["label"]
+        assert [d.action for d in decisions.values()] == ["label"]
 
 
 def test_none_of_these_records_a_label_outside_the_candidates(app_db):
@@ -127,18 +126,24 @@ def test_none_of_these_records_a_label_outside_the_candidates(app_db):
     other.set_value(outside).run()
     with Store(app_db) as store:
         decision = list(store.current_decisions(store.get_project("trec").id).values())[0]
-    assert decision["label"] == outside and decision["in_candidates"] == 0
+    assert decision.label == outside and decision.in_candidates is False
 
 
-def test_review_text_is_plain_text_never_html(app_db, tmp_path):
+def test_review_text_is_plain_text_never_html(app_db):
+    hostile = "<script>alert(1)</script> **bold** <img src=x onerror=alert(2)>"
     with Store(app_db) as store:
         project = store.get_project("trec")
-        store.insert_samples(project.id, [("x", "<script>alert(1)</script> **bold**", None)])
+        store.insert_samples(project.id, [("x", hostile, None)])
+        hostile_id = store.samples(project.id)[-1].id
     annotated(app_db, "ca_all")
-    at = page("review")
-    texts = [t.value for t in at.text]
-    assert all("<script>" not in m.value for m in at.markdown)
-    assert texts  # the sample is rendered by st.text (escaped, preformatted)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["review_first"] = [hostile_id]   # as "Send to the review queue" does
+    at.run()
+    at.switch_page("views/review.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.text[0].value == hostile                # shown, verbatim, by st.text
+    assert all("<script>" not in m.value and "**bold**" not in m.value for m in at.markdown)
 
 
 @pytest.mark.slow
@@ -156,6 +161,13 @@ def test_distill_one_epoch_then_predictions_and_export(app_db):
     at = page("predictions")
     assert any("200 predictions match" in c.value for c in at.caption)
     assert len(at.dataframe) >= 1
+    with Store(app_db) as store:
+        run = store.latest_student_run(store.get_project("trec").id)
+        disagree = store.count_predictions(run.id, agreement="disagrees_with_teacher")
+    agreement = next(s for s in at.selectbox if s.label == "Agreement")
+    assert agreement.format_func(agreement.value) == "(any)"
+    agreement.set_value("disagrees_with_teacher").run()
+    assert any(f"{disagree} predictions match" in c.value for c in at.caption)
 
     at = page("export")
     assert any(m.value.startswith("200 rows - label sources student: 200") for m in at.markdown)

@@ -5,9 +5,12 @@ import sqlite3
 import numpy as np
 import pytest
 
+from candist_core.distill import fail_interrupted_runs
+from candist_core.metrics import entropy
 from candist_core.records import ProjectError
 from candist_core.schema import build_schema
 from candist_core.store import SCHEMA_VERSION, Store
+from candist_core.workers import worker_id
 
 SCHEMA = build_schema("task", ["a", "b", "c"])
 
@@ -64,9 +67,9 @@ def test_the_latest_decision_is_the_current_one_and_the_log_keeps_all(store):
     store.record_decision(project.id, ids[0], action="label", label="b", in_candidates=False)
     store.record_decision(project.id, ids[1], action="skip")
     current = store.current_decisions(project.id)
-    assert {k: (v["action"], v["label"]) for k, v in current.items()} == {
+    assert {k: (v.action, v.label) for k, v in current.items()} == {
         ids[0]: ("label", "b"), ids[1]: ("skip", None)}
-    assert current[ids[0]]["in_candidates"] == 0
+    assert current[ids[0]].in_candidates is False
     assert len(store.decision_log(project.id)) == 3
 
 
@@ -75,12 +78,12 @@ def test_undo_restores_the_previous_decision_and_is_logged(store):
     store.record_decision(project.id, ids[0], action="label", label="a", who="ann")
     store.record_decision(project.id, ids[0], action="label", label="b", who="ann")
     undone = store.undo_decision(project.id, who="ann")
-    assert undone["label"] == "b"
-    assert store.current_decisions(project.id)[ids[0]]["label"] == "a"
+    assert undone.label == "b"
+    assert store.current_decisions(project.id)[ids[0]].label == "a"
     store.undo_decision(project.id, who="ann")
     assert store.current_decisions(project.id) == {}
     assert store.undo_decision(project.id, who="ann") is None
-    assert [r["action"] for r in store.decision_log(project.id)] == ["undo", "undo", "label",
+    assert [r.action for r in store.decision_log(project.id)] == ["undo", "undo", "label",
                                                                      "label"]
 
 
@@ -88,7 +91,7 @@ def test_undo_only_touches_the_reviewers_own_decisions(store):
     project, ids = _project_with_samples(store)
     store.record_decision(project.id, ids[0], action="label", label="a", who="ann")
     store.record_decision(project.id, ids[1], action="label", label="b", who="bob")
-    assert store.undo_decision(project.id, who="ann")["sample_id"] == ids[0]
+    assert store.undo_decision(project.id, who="ann").sample_id == ids[0]
     assert list(store.current_decisions(project.id)) == [ids[1]]
 
 
@@ -96,7 +99,7 @@ def test_decisions_are_visible_to_another_connection_at_once(store):
     project, ids = _project_with_samples(store)
     store.record_decision(project.id, ids[2], action="label", label="c")
     with Store(store.path) as other:
-        assert other.current_decisions(project.id)[ids[2]]["label"] == "c"
+        assert other.current_decisions(project.id)[ids[2]].label == "c"
 
 
 def test_annotation_errors_are_replaced_by_a_later_success(store):
@@ -117,24 +120,22 @@ def test_predictions_round_trip_probabilities(store):
                                    config={})
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]], dtype=np.float32)
     flags = np.zeros(3, dtype=bool)
-    store.write_predictions(run, ids, probs, SCHEMA.names, out_of_candidate=flags,
-                            high_confidence=flags, small_loss=flags)
+    store.write_predictions(run, ids, probs, SCHEMA.names, entropy=entropy(probs),
+                            out_of_candidate=flags, high_confidence=flags, small_loss=flags)
     rows = store.predictions(run)
-    assert [r["label"] for r in rows] == ["a", "c", "b"]
-    np.testing.assert_allclose(rows[1]["probs"], probs[1])
+    assert [r.label for r in rows] == ["a", "c", "b"]
+    np.testing.assert_allclose(rows[1].probs, probs[1])
 
 
 def test_a_run_left_running_by_a_dead_process_is_marked_failed(store):
     project, _ = _project_with_samples(store)
     live = store.create_student_run(project.id, teacher_run_id=None, method="candist",
-                                    config={})
+                                    config={}, worker=worker_id())
     dead = store.create_student_run(project.id, teacher_run_id=None, method="candist",
-                                    config={})
-    store.db.execute("UPDATE student_runs SET worker = ? WHERE id = ?",
-                     [f"{socket.gethostname()}:999999999", dead])
-    assert store.fail_stale_student_runs(project.id) == 1
-    assert store.student_run(dead)["status"] == "failed"
-    assert store.student_run(live)["status"] == "running"
+                                    config={}, worker=f"{socket.gethostname()}:999999999")
+    assert fail_interrupted_runs(store, project.id) == 1
+    assert store.student_run(dead).status == "failed"
+    assert store.student_run(live).status == "running"
 
 
 def test_the_latest_teacher_run_is_the_one_used_last(store):
@@ -146,7 +147,24 @@ def test_the_latest_teacher_run_is_the_one_used_last(store):
     for run in (first, second):
         store.record_annotations(run, [{"sample_id": ids[0], "candidates": ["a"],
                                         "label": "a"}])
-    assert store.latest_teacher_run(project.id)["id"] == second
+    assert store.latest_teacher_run(project.id).id == second
     store.set_teacher_run_status(first, "running")   # resumed
     store.set_teacher_run_status(first, "done")
-    assert store.latest_teacher_run(project.id)["id"] == first
+    assert store.latest_teacher_run(project.id).id == first
+
+
+def test_a_predictions_write_that_fails_half_way_leaves_the_previous_ones(store):
+    project, ids = _project_with_samples(store)
+    run = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                   config={})
+    probs = np.full((3, 3), 1 / 3, dtype=np.float32)
+    flags = np.zeros(3, dtype=bool)
+    store.write_predictions(run, ids, probs, SCHEMA.names, entropy=entropy(probs),
+                            out_of_candidate=flags, high_confidence=flags, small_loss=flags)
+    with pytest.raises(sqlite3.IntegrityError):   # the last sample does not exist
+        store.write_predictions(run, [ids[0], ids[1], 10_000], probs[::-1], SCHEMA.names,
+                                entropy=entropy(probs), out_of_candidate=flags,
+                                high_confidence=flags, small_loss=flags)
+    assert [p.sample_id for p in store.predictions(run)] == ids
+    assert store.integrity_check() == "ok"
+    store.record_decision(project.id, ids[0], action="skip")   # the connection still works

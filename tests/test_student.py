@@ -3,15 +3,18 @@ epoch on 200 TREC texts."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from candist_core.distill import distill_project, training_data
 from candist_core.encoder import default_model_path
 from candist_core.importing import ImportOptions, import_csv
 from candist_core.metrics import project_metrics
 from candist_core.records import StudentError
-from candist_core.student import (Distiller, StudentConfig, StudentModel, TrainingData,
-                                  choose_max_length, class_prototypes, mask_tokens,
-                                  resolve_head)
+from candist_core.refinery import Components, Partition
+from candist_core.student import (HEAD_INITS, Distiller, StudentConfig, StudentModel,
+                                  TrainingData, batch_targets, choose_max_length,
+                                  class_prototypes, consistency_losses, lr_factor, mask_tokens,
+                                  masked_view, mixup_loss, resolve_head, split_rows)
 
 LABELS = ["sports", "food", "music"]
 WORDS = {"sports": "goal match team score", "food": "pizza bread cheese soup",
@@ -124,6 +127,10 @@ def test_bad_settings_are_refused():
         StudentConfig(method="x")
     with pytest.raises(StudentError, match="--max-length must be between 8 and 512"):
         StudentConfig(max_length=4)
+    with pytest.raises(StudentError, match="Unknown head start 'x': use auto, random, "
+                                           "prototypes."):
+        StudentConfig(head_init="x")
+    assert StudentConfig(head_init="labels").head_init == "labels"   # old scripts still run
 
 
 @pytest.fixture
@@ -150,31 +157,44 @@ def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(st
     epochs = []
     run_id = distill_project(store, trec200.id, StudentConfig(epochs=1), on_epoch=epochs.append)
     run = store.student_run(run_id)
-    assert run["status"] == "done" and run["best_epoch"] == 1
-    assert len(run["epochs"]) == 1 == len(epochs)
+    assert run.status == "done" and run.best_epoch == 1
+    assert len(run.epochs) == 1 == len(epochs)
     assert (store.path.parent / "models" / "trec" / f"run-{run_id}" / "head.pt").is_file()
     predictions = store.predictions(run_id)
     assert len(predictions) == 200
-    assert all(0 < p["confidence"] <= 1 for p in predictions)
+    assert all(0 < p.confidence <= 1 for p in predictions)
     metrics = project_metrics(store, trec200.id)["student"]
     assert metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1
     assert metrics["accuracy"] is not None and metrics["human_accuracy"] is not None
 
 
-def test_the_optional_cosine_head_starts_at_the_label_embeddings():
+def test_a_cosine_head_started_at_directions_scores_a_text_by_its_cosine_to_each():
+    model, _ = tiny_student()
+    cosine = StudentModel(model.encoder, 3, cosine=True, scale=20.0).eval()
+    directions = torch.randn(3, 32, generator=torch.Generator().manual_seed(1)) * 7
+    cosine.start_head_at(directions)
+    texts = torch.randn(50, 32, generator=torch.Generator().manual_seed(2)) * 3
+    expected = 20.0 * F.normalize(texts, dim=-1) @ F.normalize(directions, dim=-1).T
+    logits = cosine.classify(texts)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+    assert torch.equal(logits.argmax(1), expected.argmax(1))
+    # a text lying along direction c, at any length, is scored highest for c (cosine 1)
+    for c in range(3):
+        along = cosine.classify(directions[c:c + 1] * (c + 0.5))
+        assert along.argmax().item() == c
+        assert along[0, c].item() == pytest.approx(20.0, abs=1e-5)
+
+
+def test_the_legacy_labels_head_still_trains_for_old_scripts():
     model, tokenizer = tiny_student()
     cosine = StudentModel(model.encoder, 3, cosine=True)
-    labels = torch.randn(3, 32)
-    cosine.start_head_at(labels)
-    torch.testing.assert_close(cosine.head.weight.norm(dim=1), torch.ones(3))
-    pooled = labels[1:2] * 5
-    cosine.eval()
-    assert cosine.classify(pooled).argmax().item() == 1
     data = toy_data()
     data.label_texts = [f"{l}: {WORDS[l]}" for l in LABELS]
+    epochs = []
     result = Distiller(StudentConfig(method="candist", head_init="labels", **FAST), model=cosine,
-                       tokenizer=tokenizer).fit(data)
-    assert result.probs.shape == (120, 3)
+                       tokenizer=tokenizer, on_epoch=epochs.append).fit(data)
+    assert result.probs.shape == (120, 3) and epochs[0]["head"] == "labels"
+    assert "labels" not in HEAD_INITS
 
 
 def test_class_prototypes_are_set_weighted_means_of_unit_embeddings():
@@ -191,11 +211,11 @@ def test_a_prototype_head_starts_as_a_nearest_centroid_classifier():
     data = toy_data(noisy_sets=False)
     distiller = Distiller(StudentConfig(method="candist", head_init="prototypes", epochs=1,
                                         holdout=0.0), model=cosine, tokenizer=tokenizer)
-    ids, max_length = distiller._tokenize(data.texts, None)
+    ids, max_length = distiller.tokenize(data.texts)
     rows = list(range(len(data.texts)))
-    distiller.start_head(cosine, "prototypes", data, ids, max_length, rows,
-                         torch.zeros(len(rows), 3))
-    pooled = distiller.embed_rows(cosine, ids, rows)
+    distiller.start_head(data, head="prototypes", ids=ids, max_length=max_length,
+                         train_rows=rows, fixed_targets=torch.zeros(len(rows), 3))
+    pooled = distiller.embed_rows(ids, rows)
     expected = class_prototypes(pooled, data.cand.float())
     torch.testing.assert_close(cosine.head.weight, expected / expected.norm(dim=1,
                                                                              keepdim=True))
@@ -212,13 +232,13 @@ def test_first_targets_come_from_an_informed_head_else_uniform_over_the_set(
     distiller = Distiller(StudentConfig(method="candist", head_init=head, epochs=1,
                                         start_from_head=start_from_head),
                           model=cosine, tokenizer=tokenizer)
-    ids, max_length = distiller._tokenize(data.texts, None)
+    ids, max_length = distiller.tokenize(data.texts)
     rows = list(range(len(data.texts)))
-    probs = distiller.start_head(cosine, head, data, ids, max_length, rows,
-                                 torch.zeros(len(rows), 3))
+    probs = distiller.start_head(data, head=head, ids=ids, max_length=max_length,
+                                 train_rows=rows, fixed_targets=torch.zeros(len(rows), 3))
     uniform = data.cand.float() / data.cand.float().sum(1, keepdim=True)
     if informed:
-        torch.testing.assert_close(probs, distiller.predict(cosine, ids, rows))
+        torch.testing.assert_close(probs, distiller.predict(ids, rows))
         assert not torch.allclose(probs, uniform)
     else:
         torch.testing.assert_close(probs, uniform)
@@ -232,3 +252,101 @@ def test_first_targets_come_from_an_informed_head_else_uniform_over_the_set(
 ])
 def test_the_head_start_depends_on_samples_per_class(head_init, samples, classes, expected):
     assert resolve_head(StudentConfig(head_init=head_init), samples, classes) == expected
+
+
+def test_the_lr_schedule_is_hf_linear_warmup_one_step_ahead():
+    from transformers import get_linear_schedule_with_warmup
+    assert [lr_factor(s, warmup=4, total=12) for s in range(13)] == [
+        0.25, 0.5, 0.75, 1.0, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0]
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    hf = get_linear_schedule_with_warmup(optimizer, 4, 12).lr_lambdas[0]
+    assert hf(0) == 0.0                                      # HF's first step learns nothing
+    assert all(hf(s + 1) == lr_factor(s, warmup=4, total=12) for s in range(4))
+    assert all(hf(s) == lr_factor(s, warmup=4, total=12) for s in range(4, 13))
+
+
+def test_a_seeded_split_validates_on_humans_when_there_are_enough_else_on_held_back_sets():
+    data = toy_data()                       # 120 annotated rows, no human labels
+    data.cand[:10] = False                  # 10 rows with nothing to learn from
+    split = split_rows(data, seed=0, min_human_validation=20, holdout=0.1, max_holdout=500)
+    assert split.validation == "candidates" and len(split.val) == 11
+    assert set(split.train).isdisjoint(split.val) and len(split.train) == 99
+    assert min(split.train + split.val) >= 10
+    assert split == split_rows(data, seed=0, min_human_validation=20, holdout=0.1,
+                               max_holdout=500)
+    data.human[:40] = data.gold[:40]
+    split = split_rows(data, seed=0, min_human_validation=20, holdout=0.1, max_holdout=500)
+    assert split.validation == "human" and len(split.val) == 20
+    assert set(split.val) <= set(range(40)) and len(split.train) == 100
+
+
+def test_baseline_targets_are_uniform_over_the_set_and_human_rows_one_hot():
+    cand = torch.tensor([[True, True, False], [False, False, True], [True, True, True]])
+    fixed = torch.tensor([False, False, True])
+    fixed_targets = torch.tensor([[0.0, 0, 0], [0, 0, 0], [0, 1, 0]])
+    for method in ("sa", "uniform"):
+        targets, weights = batch_targets(method, probs=torch.full((3, 3), 1 / 3), cand=cand,
+                                         fixed=fixed, fixed_targets=fixed_targets, part=None,
+                                         gamma=0.85, components=Components())
+        torch.testing.assert_close(targets, torch.tensor([[0.5, 0.5, 0], [0, 0, 1], [0, 1, 0]]))
+        assert weights.tolist() == [1, 1, 1]
+
+
+def test_candist_targets_renormalise_the_epoch_prediction_and_follow_the_partition():
+    probs = torch.tensor([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.97, 0.02, 0.01]])
+    cand = torch.tensor([[True, True, False], [True, True, False], [False, True, True]])
+    fixed = torch.zeros(3, dtype=torch.bool)
+    args = dict(probs=probs, cand=cand, fixed=fixed, fixed_targets=torch.zeros(3, 3),
+                gamma=0.85, components=Components())
+    warmup, weights = batch_targets("candist", part=None, **args)   # Eq. 1 alone
+    torch.testing.assert_close(warmup, torch.tensor([[0.75, 0.25, 0], [0.5, 0.5, 0],
+                                                     [0, 2 / 3, 1 / 3]]))
+    assert weights.tolist() == [1, 1, 1]
+    # row 1 out of its set (dropped), row 2 out of its set but confident (one-hot argmax)
+    part = Partition(out=torch.tensor([False, True, True]),
+                     small_loss=torch.tensor([True, False, False]),
+                     high_conf=torch.tensor([False, False, True]))
+    targets, weights = batch_targets("candist", part=part, **args)
+    sharpened = torch.tensor([0.75, 0.25]) ** (1 / 0.85)
+    torch.testing.assert_close(targets[0, :2], sharpened / sharpened.sum())
+    torch.testing.assert_close(targets[2], torch.tensor([1.0, 0, 0]))
+    assert weights.tolist() == [1, 0, 1]
+
+
+def test_mixup_of_identical_rows_is_their_own_cross_entropy_and_needs_two_rows():
+    head = torch.nn.Linear(4, 3)
+    pooled = torch.tensor([[1.0, 2.0, 0.0, -1.0]]).repeat(5, 1)
+    targets = torch.tensor([[0.2, 0.8, 0.0]]).repeat(5, 1)
+    generator = torch.Generator().manual_seed(0)
+    loss = mixup_loss(head, pooled, targets, torch.ones(5), generator=generator)
+    expected = -(targets[0] * F.log_softmax(head(pooled[:1]), 1)[0]).sum()
+    torch.testing.assert_close(loss, expected)
+    state = generator.get_state()
+    assert mixup_loss(head, pooled, targets, torch.tensor([0.0, 0, 0, 1, 0]),
+                      generator=generator).item() == 0.0
+    assert torch.equal(generator.get_state(), state)          # nothing drawn
+
+
+def test_the_masked_view_takes_a_share_of_the_rows_and_masks_only_real_tokens():
+    ids = torch.tensor([[101, 5, 6, 7, 102, 0]] * 8)
+    attention = torch.tensor([[1, 1, 1, 1, 1, 0]] * 8)
+    rows, view = masked_view(ids, attention, share=0.25, mask_id=103,
+                             special_ids=torch.tensor([0, 101, 102]),
+                             generator=torch.Generator().manual_seed(0))
+    assert len(rows) == 2 == len(set(rows.tolist())) and view.shape == (2, 6)
+    assert (view[:, [0, 4, 5]] == torch.tensor([101, 102, 0])).all()
+    assert set(view[:, 1:4].flatten().tolist()) <= {5, 6, 7, 103}
+
+
+def test_consistency_is_cross_entropy_in_the_set_and_kl_outside():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    view = torch.tensor([[1.0, 0.0], [0.0, 3.0], [0.0, 2.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    weights = torch.tensor([1.0, 1.0, 0.0])                   # row 2: out of its set
+    in_set, out_of_set = consistency_losses(view, logits, targets, weights)
+    logp = F.log_softmax(view, 1)
+    torch.testing.assert_close(in_set, -(targets[:2] * logp[:2]).sum() / 2)
+    p = torch.tensor([0.5, 0.5])
+    torch.testing.assert_close(out_of_set, (p * (p.log() - logp[2])).sum())
+    _, none_out = consistency_losses(view, logits, targets, torch.ones(3))
+    assert none_out.item() == 0.0

@@ -4,14 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from candist_core import charts
-from candist_core.encoder import shared_encoder
-from candist_core.llm_teacher import LLMTeacher
 from candist_core.metrics import teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
-from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project, plan_annotation
+from candist_core.teacher import TeacherConfig, annotate_project, make_teacher, plan_annotation
 from views.common import registry, require_project, show_job
 
+PRICE_HELP = ("For the cost estimate only. The default is gpt-4o-mini's list price; set 0 "
+              "for your own server.")
 store, project = require_project()
 st.title("Annotate")
 key = f"annotate:{project.id}"
@@ -31,24 +31,27 @@ total = store.count_samples(project.id)
 limit = c2.number_input("Samples (first N)", min_value=1, max_value=max(total, 1),
                         value=max(total, 1))
 settings = {}
+d = TeacherConfig()
+base_url = model = api_key = None
 if teacher_kind == "openai":
     base_url = c3.text_input("Base URL", value="https://api.openai.com/v1")
     model = c3.text_input("Model", value="gpt-4o-mini")
     api_key = st.text_input("API key (kept for this browser session only, never saved)",
                             type="password", key="api_key")
-    d = TeacherConfig()
     k1, k2, k3, k4 = st.columns(4)
     settings.update(shots=k1.number_input("Shots", 0, 50, d.shots),
                     concurrency=k2.number_input("Concurrency", 1, 64, d.concurrency),
-                    price_in_per_1k=k3.number_input("$ / 1k input tokens", 0.0, 1.0, 0.00015,
-                                                    format="%.5f"),
-                    price_out_per_1k=k4.number_input("$ / 1k output tokens", 0.0, 1.0, 0.0006,
-                                                     format="%.5f"),
+                    price_in_per_1k=k3.number_input("$ / 1k input tokens", 0.0, 1.0,
+                                                    d.price_in_per_1k, format="%.5f",
+                                                    help=PRICE_HELP),
+                    price_out_per_1k=k4.number_input("$ / 1k output tokens", 0.0, 1.0,
+                                                     d.price_out_per_1k, format="%.5f",
+                                                     help=PRICE_HELP),
                     temperature=st.slider("Temperature", 0.0, 1.5, d.temperature))
 if strategy == "sc":
     s1, s2 = st.columns(2)
-    settings.update(samples=s1.number_input("K samples", 1, 40, 5),
-                    top_k=s2.number_input("keep top-k", 1, 10, 2))
+    settings.update(samples=s1.number_input("K samples", 1, 40, d.samples),
+                    top_k=s2.number_input("keep top-k", 1, 10, d.top_k))
 try:
     config = TeacherConfig(strategy=strategy, **settings)
     plan = plan_annotation(store, project.id, config, kind=teacher_kind, limit=int(limit))
@@ -61,12 +64,8 @@ st.caption(f"Plan: {plan['samples']} samples, {plan['requests']} requests, "
 
 if st.button("Start annotation", type="primary", disabled=bool(job and job.running)):
     try:
-        if teacher_kind == "offline":
-            teacher = OfflineTeacher(shared_encoder())
-        else:
-            teacher = LLMTeacher.connect(base_url=base_url, model=model,
-                                         api_key=api_key or None,
-                                         encoder=shared_encoder() if config.shots else None)
+        teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
+                               api_key=api_key or None, shots=config.shots)
         job = registry().start(key, "Annotation", lambda j: annotate_project(
             store, project.id, teacher, config, limit=int(limit), progress=j.progress,
             cancel=j.cancel))
@@ -74,14 +73,12 @@ if st.button("Start annotation", type="primary", disabled=bool(job and job.runni
         st.error(str(exc))
 show_job(job)
 if job and job.status in ("done", "cancelled") and job.result is not None:
-    r = job.result
-    st.write(f"Run #{r.run_id}: {r.annotated} annotated, {r.already_done} already done, "
-             f"{r.failed} failed, {r.requests} requests, {r.cached} cached replies.")
+    st.write(job.result.describe())
 
 run = store.latest_teacher_run(project.id)
 if run is None:
     st.stop()
-st.subheader(f"Latest run #{run['id']}: {run['teacher']} / {run['model']} / {run['strategy']}")
+st.subheader(f"Latest run #{run.id}: {run.teacher} / {run.model} / {run.strategy}")
 labels = store.label_schema(project.id).names
 
 
@@ -90,11 +87,11 @@ def run_overview(run_id: int, version: tuple) -> tuple[dict, list]:
     """Metrics and candidate sets of a run; ``version`` changes whenever the run does."""
     rows = store.annotation_summary(run_id)
     metrics = teacher_run_metrics(store, store.teacher_run(run_id), len(labels), rows=rows)
-    return metrics, [r["candidates"] for r in rows if r["candidates"]]
+    return metrics, [r.candidates for r in rows if r.candidates]
 
 
-metrics, sets = run_overview(run["id"], (str(store.path), run["updated"], run["status"],
-                                         run["finished"], tuple(labels)))
+metrics, sets = run_overview(run.id, (str(store.path), run.use_order, run.status,
+                                       run.finished, tuple(labels)))
 m = st.columns(5)
 m[0].metric("Annotated", metrics["annotated"])
 m[1].metric("Mean #labels", f"{metrics['mean_labels']:.2f}" if metrics["mean_labels"] else "-")
@@ -109,10 +106,10 @@ tab2.plotly_chart(charts.label_frequency_figure(sets, labels), width="stretch")
 tab3.plotly_chart(charts.cooccurrence_figure(sets, labels), width="stretch")
 if metrics["per_class"]:
     tab2.dataframe(pd.DataFrame(metrics["per_class"]), width="stretch")
-errors = store.annotations(run["id"], errors_only=True) if metrics["errors"] else []
+errors = store.annotations(run.id, errors_only=True) if metrics["errors"] else []
 if errors:
-    tab4.dataframe(pd.DataFrame([{"id": e["ext_id"], "kind": e["error_kind"],
-                                  "error": e["error"], "reply": e["raw"]} for e in errors]),
+    tab4.dataframe(pd.DataFrame([{"id": e.ext_id, "kind": e.error_kind, "error": e.error,
+                                  "reply": e.raw} for e in errors]),
                    width="stretch")
 else:
     tab4.write("No errors.")

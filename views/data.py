@@ -1,19 +1,25 @@
-"""Data: upload a CSV, map its columns, check it, import it."""
+"""Data: upload a CSV, JSONL or Parquet file, map its columns, check it, import it."""
 import streamlit as st
 
-from candist_core.importing import ImportOptions, import_csv, plan_import, read_table
+from candist_core.importing import (ImportOptions, file_format, import_csv, plan_import,
+                                    read_table)
 from candist_core.records import CandistError
 from views.common import require_project
 
 store, project = require_project()
 st.title("Data")
 st.caption(f"{store.count_samples(project.id)} samples in the project.")
-upload = st.file_uploader("CSV file", type=["csv", "tsv", "txt"])
+upload = st.file_uploader("File of texts (CSV, JSONL or Parquet)",
+                          type=["csv", "tsv", "txt", "jsonl", "ndjson", "parquet"])
 if upload is None:
     st.stop()
-delimiter = st.selectbox("Delimiter", [",", ";", "\t", "|"],
-                         format_func=lambda d: {"\t": "tab"}.get(d, d))
-encoding = st.selectbox("Encoding", ["auto (UTF-8)", "cp1252", "latin-1", "utf-16"])
+fmt = file_format(upload.name)
+delimiter, encoding = ",", "auto (UTF-8)"
+if fmt == "csv":
+    delimiter = st.selectbox("Delimiter", [",", ";", "\t", "|"],
+                             format_func=lambda d: {"\t": "tab"}.get(d, d))
+if fmt != "parquet":
+    encoding = st.selectbox("Encoding", ["auto (UTF-8)", "cp1252", "latin-1", "utf-16"])
 data = upload.getvalue()
 try:
     frame, _ = read_table(data, name=upload.name, options=ImportOptions(

@@ -2,10 +2,10 @@
 import streamlit as st
 
 from candist_core import charts
-from candist_core.distill import distill_project
+from candist_core.distill import distill_project, fail_interrupted_runs
 from candist_core.encoder import device_description, pick_device
 from candist_core.records import CandistError
-from candist_core.student import HEAD_INITS, StudentConfig
+from candist_core.student import HEAD_INITS, METHODS, StudentConfig
 from views.common import registry, require_project, show_job
 
 store, project = require_project()
@@ -13,17 +13,16 @@ st.title("Distill")
 key = f"distill:{project.id}"
 job = registry().get(key)
 # A run left 'running' by a server that was killed is marked failed, and said so.
-store.fail_stale_student_runs(project.id)
+fail_interrupted_runs(store, project.id)
 latest = next(iter(store.student_runs(project.id)), None)
-if latest and latest["status"] == "failed" and not (job and job.running):
-    st.warning(f"Run #{latest['id']} ({latest['method']}) failed: {latest['error']}")
+if latest and latest.status == "failed" and not (job and job.running):
+    st.warning(f"Run #{latest.id} ({latest.method}) failed: {latest.error}")
 d = StudentConfig()
 st.caption(f"Device: {device_description(pick_device('auto'))}")
 c1, c2, c3 = st.columns(3)
-method = c1.selectbox("Method", ["candist", "sa", "uniform"],
-                      format_func=lambda m: {"candist": "CanDist (Distribution Refinery)",
-                                             "sa": "Single-label distillation",
-                                             "uniform": "Uniform over candidates"}[m])
+METHOD_NAMES = {"candist": "CanDist (Distribution Refinery)",
+                "sa": "Single-label distillation", "uniform": "Uniform over candidates"}
+method = c1.selectbox("Method", METHODS, format_func=lambda m: METHOD_NAMES.get(m, m))
 epochs = c2.number_input("Epochs", 1, 50, d.epochs)
 lr = c3.number_input("Learning rate", 1e-6, 1e-3, d.lr, format="%.6f")
 with st.expander("More settings"):
@@ -37,7 +36,7 @@ with st.expander("More settings"):
         "Classifier head starts", HEAD_INITS, format_func=lambda h: {
             "auto": f"auto (prototypes under {d.prototypes_below:g} samples a class, "
                     "else random)",
-            "random": "random", "labels": "at the label descriptions",
+            "random": "random",
             "prototypes": "at the class prototypes of the candidate sets"}[h])
 config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        batch_size=int(batch_size), delta=delta, tau=tau, gamma=gamma,
@@ -61,7 +60,7 @@ def curves() -> None:
     epochs_seen = job.history if job and job.history else None
     if epochs_seen is None:
         run = store.latest_student_run(project.id)
-        epochs_seen = run["epochs"] if run else None
+        epochs_seen = run.epochs if run else None
     if epochs_seen:
         st.plotly_chart(charts.training_figure(epochs_seen), width="stretch")
 
@@ -70,6 +69,6 @@ curves()
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
-    st.dataframe([{"run": r["id"], "method": r["method"], "status": r["status"],
-                   "epochs": len(r["epochs"]), "best epoch": r["best_epoch"],
-                   "error": r["error"]} for r in runs], width="stretch")
+    st.dataframe([{"run": r.id, "method": r.method, "status": r.status,
+                   "epochs": len(r.epochs), "best epoch": r.best_epoch, "error": r.error}
+                  for r in runs], width="stretch")

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from candist_core.records import CandistError
-from candist_core.schema import parse_schema
+from candist_core.schema import read_schema
 from candist_core.workflow import next_step
 from views.common import current_project, get_store
 
@@ -15,11 +15,10 @@ with st.expander("New project", expanded=project is None):
     name = st.text_input("Project name")
     upload = st.file_uploader("labels.json", type=["json"], key="new_labels")
     if st.button("Create project", disabled=not name or upload is None):
-        import json
         try:
-            schema = parse_schema(json.loads(upload.getvalue().decode("utf-8-sig")))
+            schema = read_schema(upload.getvalue(), name=upload.name)
             created = store.create_project(name, schema)
-        except (CandistError, ValueError) as exc:
+        except CandistError as exc:
             st.error(str(exc))
         else:
             st.session_state["project"] = created.name

@@ -5,8 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from candist_core.records import CandistError
-from candist_core.schema import (build_schema, check_replacement, parse_schema,
-                                 schema_to_dict)
+from candist_core.schema import build_schema, check_replacement, read_schema, schema_to_dict
 from views.common import require_project
 
 store, project = require_project()
@@ -40,9 +39,9 @@ col1.download_button("Download labels.json", json.dumps(schema_to_dict(schema), 
 upload = col2.file_uploader("Replace from a labels.json", type=["json"])
 if upload is not None and col2.button("Import labels.json"):
     try:
-        new = parse_schema(json.loads(upload.getvalue().decode("utf-8-sig")))
+        new = read_schema(upload.getvalue(), name=upload.name)
         check_replacement(in_use, new, confirmed=confirm)
         store.replace_labels(project.id, new)
         st.success(f"Imported {len(new.labels)} labels.")
-    except (CandistError, ValueError) as exc:
+    except CandistError as exc:
         st.error(str(exc))

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from candist_core import charts
+from candist_core.store import PREDICTION_FILTERS, PREDICTION_ORDERS
 from views.common import require_project
 
 store, project = require_project()
@@ -12,18 +13,21 @@ if run is None:
     st.info("No finished student run yet: distill first.")
     st.stop()
 labels = store.label_schema(project.id).names
+AGREEMENT = {"any": "(any)", "disagrees_with_teacher": "disagrees with teacher",
+             "disagrees_with_human": "disagrees with human",
+             "outside_candidates": "outside candidates"}
+ORDER = {"confidence_ascending": "confidence ascending",
+         "confidence_descending": "confidence descending", "id": "id"}
 c1, c2, c3, c4 = st.columns(4)
-label = c1.selectbox("Student label", ["(any)"] + labels)
-agreement = c2.selectbox("Agreement", ["(any)", "disagrees with teacher",
-                                       "disagrees with human", "outside candidates"])
-order = c3.selectbox("Sort by", ["confidence ascending", "confidence descending", "id"])
+label = c1.selectbox("Student label", [None] + labels,
+                     format_func=lambda l: "(any)" if l is None else l)
+agreement = c2.selectbox("Agreement", list(PREDICTION_FILTERS), format_func=AGREEMENT.get)
+order = c3.selectbox("Sort by", list(PREDICTION_ORDERS), format_func=ORDER.get)
 page_size = 50
-total = store.count_predictions(run["id"], label=None if label == "(any)" else label,
-                                agreement=agreement)
+total = store.count_predictions(run.id, label=label, agreement=agreement)
 page = c4.number_input("Page", 1, max(1, -(-total // page_size)), 1)
-rows = store.prediction_page(run["id"], project.id, label=None if label == "(any)" else label,
-                             agreement=agreement, order=order, limit=page_size,
-                             offset=(int(page) - 1) * page_size)
+rows = store.prediction_page(run.id, label=label, agreement=agreement, order=order,
+                             limit=page_size, offset=(int(page) - 1) * page_size)
 st.caption(f"{total} predictions match.")
 table = pd.DataFrame(rows)
 if not table.empty:
@@ -35,7 +39,7 @@ if not table.empty:
         st.session_state["review_first"] = [int(c) for c in chosen]
         st.session_state["queue"] = None  # rebuilt on the Review page, these first
         st.success("They will come first on the Review page.")
-summary = store.prediction_summary(run["id"], project.id)
+summary = store.prediction_summary(run.id)
 st.subheader("Per class")
 st.dataframe(pd.DataFrame(summary["per_class"]), width="stretch")
 if summary["human"]:

@@ -65,7 +65,7 @@ def undo() -> None:
         st.session_state["flash"] = "Nothing to undo."
         return
     ids = queue["ids"]
-    sid = undone["sample_id"]
+    sid = undone.sample_id
     if sid in ids:
         st.session_state["queue_pos"] = min(st.session_state["queue_pos"], ids.index(sid))
     else:
@@ -97,7 +97,7 @@ probs = None
 if queue["student_run"] is not None:
     pred = store.prediction(queue["student_run"], sample_id)
     if pred is not None:
-        probs = {l: float(p) for l, p in zip(labels, pred["probs"])}
+        probs = {l: float(p) for l, p in zip(labels, pred.probs)}
 with st.container(border=True):
     st.text(sample.text)  # plain text, never rendered as HTML or Markdown
     why = [f"the teacher kept {len(candidates)} of {len(labels)} labels"]

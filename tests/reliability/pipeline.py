@@ -41,14 +41,14 @@ def done_count(db: Path) -> int:
     """Samples of the latest teacher run whose reply is stored."""
     with Store(db) as store:
         run = store.latest_teacher_run(store.get_project("trec").id)
-        return len(store.done_sample_ids(run["id"])) if run else 0
+        return len(store.done_sample_ids(run.id)) if run else 0
 
 
 def saved_sample_texts(db: Path) -> set[str]:
     with Store(db) as store:
         project = store.get_project("trec")
         run = store.latest_teacher_run(project.id)
-        ids = store.done_sample_ids(run["id"])
+        ids = store.done_sample_ids(run.id)
         return {s.text for s in store.samples(project.id, ids=ids)}
 
 

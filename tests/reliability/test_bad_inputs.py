@@ -14,12 +14,24 @@ from candist_core.store import Store
 
 PROJECT = ["--db", "{d}/p.db", "--project", "p"]
 IMPORT = ["import", *PROJECT, "--csv", "{d}/in.csv"]
+IMPORT_JSONL = ["import", *PROJECT, "--csv", "{d}/in.jsonl"]
+IMPORT_PARQUET = ["import", *PROJECT, "--csv", "{d}/in.parquet"]
 INIT = ["init", "--db", "{d}/n.db", "--project", "n", "--labels", "{d}/labels.json"]
 EXPORT = ["export", *PROJECT]
 DISTILL = ["distill", *PROJECT]
 NAME_RULE = ("use letters, digits, spaces, '.', '-' or '_' (at most 100 characters, no path "
              "separators and no '..').")
 BIG = "word " * 200_000                     # a 1-MB single text
+
+
+def parquet(columns: dict) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    return buffer.getvalue()
 
 
 class Case(NamedTuple):
@@ -112,6 +124,30 @@ CATALOGUE = [
     pytest.param(Case("100,000 rows", {"in.csv": hundred_thousand_rows}, IMPORT, 0,
                       ["Imported 100000 of 100000 rows (0 already present)."], 100_000),
                  marks=pytest.mark.slow),
+    # ------------------------------------------------- JSONL and Parquet files
+    Case("JSONL broken line", {"in.jsonl": b'{"text": "a"}\n{"text": "b"\n'},
+         IMPORT_JSONL, 2, ["error: JSONL file {d}/in.jsonl line 2 is not valid JSON: "
+                           "Expecting ',' delimiter at column 13."]),
+    Case("JSONL line without the text field", {"in.jsonl": b'{"text": "a"}\n{"body": "b"}\n'},
+         IMPORT_JSONL, 2, ["error: JSONL file {d}/in.jsonl line 2 has no 'text' field."]),
+    Case("JSONL line that is not an object", {"in.jsonl": b'{"text": "a"}\n["b"]\n'},
+         IMPORT_JSONL, 2, ["error: JSONL file {d}/in.jsonl line 2 is not a JSON object (it is "
+                           "a list)."]),
+    Case("JSONL text that is a number", {"in.jsonl": b'{"text": 7}\n'}, IMPORT_JSONL, 2,
+         ["error: JSONL file {d}/in.jsonl line 1: 'text' is a number, not text."]),
+    Case("JSONL with blank lines and numeric ids", {"in.jsonl": b'{"id": 1, "text": "a"}\n\n'
+                                                   b'{"id": 2, "text": "b"}\n'},
+         IMPORT_JSONL + ["--id-col", "id"], 0, ["Imported 2 of 2 rows (0 already present)."],
+         2),
+    Case("Parquet without the text column", {"in.parquet": lambda: parquet({"body": ["a"]})},
+         IMPORT_PARQUET, 2, ["error: The text column 'text' is not in {d}/in.parquet. "
+                             "Columns found: 'body'."]),
+    Case("Parquet text column of numbers", {"in.parquet": lambda: parquet({"text": [1, 2]})},
+         IMPORT_PARQUET, 2, ["error: The text column 'text' of {d}/in.parquet holds int64, "
+                             "not text."]),
+    Case("Parquet file that is not Parquet", {"in.parquet": b"text\na\n"}, IMPORT_PARQUET, 2,
+         ["error: Parquet file {d}/in.parquet cannot be read: it is not a Parquet file, or it "
+          "is damaged."]),
     # ---------------------------------------------------------------- label schemas
     Case("one label", {"labels.json": labels({"task": "t", "labels": ["only"]})}, INIT, 2,
          ["error: A label schema needs at least 2 labels, got 1."]),

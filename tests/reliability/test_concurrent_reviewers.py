@@ -34,5 +34,5 @@ def test_two_processes_write_decisions_at_the_same_time(tmp_path):
         log = store.decision_log(project.id, limit=10_000)
         assert store.integrity_check() == "ok"
     assert len(log) == 600
-    assert len({(r["who"], r["note"]) for r in log}) == 600
-    assert {r["who"] for r in log} == {"ann", "bob"}
+    assert len({(r.who, r.note) for r in log}) == 600
+    assert {r.who for r in log} == {"ann", "bob"}

@@ -49,9 +49,9 @@ def test_the_key_is_in_no_file_and_no_output_of_a_full_run(tmp_path, trec_dir, f
     assert not any(KEY in text for text in printed)
     with Store(db) as store:                      # the echoed error was kept, scrubbed
         run = store.latest_teacher_run(store.get_project("trec").id)
-        errors = store.annotations(run["id"], errors_only=True)
-    assert [e["error_kind"] for e in errors] == ["server_error"]
-    assert "upstream failed for key [redacted]" in errors[0]["error"]
+        errors = store.annotations(run.id, errors_only=True)
+    assert [e.error_kind for e in errors] == ["server_error"]
+    assert "upstream failed for key [redacted]" in errors[0].error
 
 
 def test_a_key_typed_in_the_page_is_in_no_message_and_no_file(tmp_path, trec_dir, fake,

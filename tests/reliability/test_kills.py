@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from candist_core.distill import fail_interrupted_runs
 from candist_core.schema import build_schema
 from candist_core.store import Store
 from llama_server import CountingProxy, llama_server
@@ -52,7 +53,7 @@ def test_a_process_killed_in_a_burst_of_decisions_keeps_every_one_it_reported(tm
     proc.wait()
     with Store(db) as store:
         assert store.integrity_check() == "ok"
-        saved = {r["id"] for r in store.decision_log(project.id, limit=1_000_000)}
+        saved = {r.id for r in store.decision_log(project.id, limit=1_000_000)}
     lost = len(set(reported) - saved)
     tally("kill", "process writing decisions", lost_decisions=lost)
     assert len(reported) >= 300
@@ -99,7 +100,7 @@ def test_killed_cli_distillation_is_marked_failed_and_never_half_written(tmp_pat
     def epoch_recorded():
         with Store(db) as store:
             runs = store.student_runs(store.get_project("trec").id)
-            return bool(runs and runs[0]["epochs"])
+            return bool(runs and runs[0].epochs)
 
     assert wait_until(epoch_recorded, seconds=300)
     proc.send_signal(signal.SIGKILL)
@@ -107,9 +108,9 @@ def test_killed_cli_distillation_is_marked_failed_and_never_half_written(tmp_pat
     with Store(db) as store:
         project = store.get_project("trec")
         run = store.student_runs(project.id)[0]
-        assert run["status"] == "running"          # as the dead process left it
-        assert store.predictions(run["id"]) == []  # nothing half-written
-        assert store.fail_stale_student_runs(project.id) == 1
-        assert store.student_run(run["id"])["status"] == "failed"
+        assert run.status == "running"          # as the dead process left it
+        assert store.predictions(run.id) == []  # nothing half-written
+        assert fail_interrupted_runs(store, project.id) == 1
+        assert store.student_run(run.id).status == "failed"
         assert store.integrity_check() == "ok"
     tally("kill", "CLI distillation")

@@ -35,9 +35,9 @@ def test_a_fault_that_persists_is_retried_then_recorded_and_the_batch_goes_on(
     assert summary.status == "incomplete"
     assert (summary.annotated, summary.failed) == (7, 1)
     assert dict(summary.errors) == {kind: 1}
-    assert len(fake.chat_requests()) == 8 + 2  # the failing sample was tried 3 times
+    assert len(fake.chat_requests()) == summary.requests == 8 + 2  # the failing one: 3 tries
     errors = store.annotations(summary.run_id, errors_only=True)
-    assert [e["error_kind"] for e in errors] == [kind]
+    assert [e.error_kind for e in errors] == [kind]
     tally("fault", name)
 
 
@@ -58,10 +58,11 @@ def test_retry_after_is_honoured(store, project, fake, tally):
 
 
 def test_backoff_grows_between_attempts(store, project, fake):
+    # The openai client's schedule: 0.5 s, then 1 s, each less up to 25 % jitter.
     fake.script.extend([OK, {"status": 503}, {"status": 503}])
-    run(store, project, fake, backoff_base=0.2)
+    run(store, project, fake)
     gaps = [fake.times[2] - fake.times[1], fake.times[3] - fake.times[2]]
-    assert gaps[0] >= 0.2 and gaps[1] >= 0.4
+    assert gaps[0] >= 0.375 and gaps[1] >= 0.75 and gaps[1] > gaps[0]
 
 
 @pytest.mark.parametrize("content, kind, name", [
@@ -75,7 +76,7 @@ def test_replies_naming_no_valid_label_are_recorded_and_counted(store, project, 
     summary = run(store, project, fake)
     assert dict(summary.errors) == {kind: 1}
     error = store.annotations(summary.run_id, errors_only=True)[0]
-    assert error["raw"] == content
+    assert error.raw == content
     assert project_metrics(store, project.id)["teacher"]["invalid_rate"] == 1 / 8
     tally("fault", name)
 
@@ -123,7 +124,7 @@ def test_a_refused_key_stops_the_run_and_the_key_is_nowhere(store, project, fake
                               "server.")
     store.db.execute("PRAGMA wal_checkpoint(FULL)")
     assert files_containing(tmp_path, KEY) == []
-    assert store.teacher_runs(project.id)[0]["status"] == "failed"
+    assert store.teacher_runs(project.id)[0].status == "failed"
     tally("fault", "401 refused key")
 
 

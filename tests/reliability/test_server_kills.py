@@ -121,7 +121,7 @@ def test_a_distillation_killed_with_the_server_is_shown_failed_and_never_half_wr
     def epoch_recorded():
         with Store(db) as store:
             runs = store.student_runs(store.get_project("trec").id)
-            return bool(runs and runs[0]["epochs"])
+            return bool(runs and runs[0].epochs)
 
     proc, url = start_streamlit(db)
     try:
@@ -136,16 +136,16 @@ def test_a_distillation_killed_with_the_server_is_shown_failed_and_never_half_wr
             kill(proc)
         with Store(db) as store:
             run = store.student_runs(store.get_project("trec").id)[0]
-            assert store.predictions(run["id"]) == []
+            assert store.predictions(run.id) == []
         proc, url = start_streamlit(db)
         with chromium_page() as page:
             page.goto(f"{url}/distill")
-            page.get_by_text(f"Run #{run['id']} (candist) failed: interrupted").wait_for(
+            page.get_by_text(f"Run #{run.id} (candist) failed: interrupted").wait_for(
                 timeout=60_000)
     finally:
         stop(proc)
     with Store(db) as store:
-        assert store.student_run(run["id"])["status"] == "failed"
-        assert store.predictions(run["id"]) == []
+        assert store.student_run(run.id).status == "failed"
+        assert store.predictions(run.id) == []
         assert store.integrity_check() == "ok"
     tally("kill", "Streamlit server during distillation")

@@ -1,0 +1,66 @@
+"""Human review decisions: an append-only log (label, skip, undo), never updated in place,
+so every change a reviewer made stays in the audit trail."""
+from __future__ import annotations
+
+from ..records import Decision
+from .connection import Connection, now
+
+# The decision rows that are current: the newest label/skip of a sample not undone since.
+CURRENT_DECISIONS = """
+    SELECT d.*
+    FROM decisions d
+    JOIN (SELECT sample_id, MAX(id) AS id FROM decisions
+          WHERE project_id = :project AND action != 'undo'
+            AND id NOT IN (SELECT undoes FROM decisions
+                           WHERE project_id = :project AND undoes IS NOT NULL)
+          GROUP BY sample_id) latest ON latest.id = d.id
+"""
+
+ACTIONS = ("label", "skip")
+
+
+class DecisionsTable:
+    """``decisions``."""
+
+    _c: Connection
+
+    def record_decision(self, project_id: int, sample_id: int, *, action: str,
+                        label: str | None = None, in_candidates: bool | None = None,
+                        who: str = "", note: str = "") -> int:
+        """Append a human decision (``label`` or ``skip``); committed on return."""
+        if action not in ACTIONS:
+            raise ValueError(f"action must be 'label' or 'skip', got {action!r}")
+        if action == "label" and not label:
+            raise ValueError("a 'label' decision needs a label")
+        with self._c.lock:
+            return self._c.table("decisions").insert({
+                "project_id": project_id, "sample_id": sample_id, "action": action,
+                "label": label if action == "label" else None,
+                "in_candidates": None if in_candidates is None else int(in_candidates),
+                "who": who, "note": note, "created": now()}).last_pk
+
+    def undo_decision(self, project_id: int, *, who: str = "") -> Decision | None:
+        """Undo the newest still-current decision of ``who``; returns it, or None."""
+        with self._c.atomic() as db:
+            row = self._c.one(
+                "SELECT * FROM decisions WHERE project_id = ? AND who = ? AND action != 'undo' "
+                "AND id NOT IN (SELECT undoes FROM decisions WHERE project_id = ? "
+                "AND undoes IS NOT NULL) ORDER BY id DESC LIMIT 1",
+                [project_id, who, project_id])
+            if row is None:
+                return None
+            db["decisions"].insert({"project_id": project_id, "sample_id": row["sample_id"],
+                                    "action": "undo", "undoes": row["id"], "who": who,
+                                    "created": now()})
+        return Decision.from_row(row)
+
+    def current_decisions(self, project_id: int) -> dict[int, Decision]:
+        """sample id -> its current decision (label or skip)."""
+        return {r["sample_id"]: Decision.from_row(r)
+                for r in self._c.rows(CURRENT_DECISIONS, {"project": project_id})}
+
+    def decision_log(self, project_id: int, *, limit: int = 100) -> list[Decision]:
+        """Every decision, undos included, newest first."""
+        return [Decision.from_row(r) for r in self._c.rows(
+            "SELECT * FROM decisions WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+            [project_id, limit])]
