@@ -222,6 +222,8 @@ CATALOGUE = [
          ["error: --lr must be between 0 and 1."]),
     Case("zero epochs", {}, DISTILL + ["--epochs", "0"], 2,
          ["error: Epochs and batch size must be at least 1."]),
+    Case("unknown head start", {}, DISTILL + ["--head", "magic"], 2,
+         ["error: Unknown head start 'magic': use auto, random, prototypes."]),
 ]
 
 
