@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import demo_project
 from .exporting import ExportOptions, write_export
-from .importing import ImportOptions, import_csv
+from .importing import FORMATS, ImportOptions, import_csv
 from .distill import distill_project
 from .encoder import device_description, pick_device
 from .metrics import project_metrics, student_run_metrics
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", "import texts from a CSV, JSONL or Parquet file")
     p.add_argument("--csv", required=True, metavar="FILE",
                    help="the file; its format from the name (.jsonl, .parquet, else CSV)")
-    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default=None,
+    p.add_argument("--format", choices=FORMATS, default=None,
                    help="the file's format when its name does not say")
     p.add_argument("--text-col", default="text")
     p.add_argument("--gold-col", default=None, help="optional gold-label column")
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", "write the cleaned labels (CSV, JSONL or Parquet)")
     p.add_argument("--out", required=True,
                    help="the file; its format from the name (.jsonl, .parquet, else CSV)")
-    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default=None,
+    p.add_argument("--format", choices=FORMATS, default=None,
                    help="the format when the file name does not say")
     p.add_argument("--export-dir", default=os.environ.get("CANDIST_EXPORT_DIR"),
                    help="refuse to write outside this folder (default: $CANDIST_EXPORT_DIR, "

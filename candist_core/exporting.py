@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .importing import FORMATS, format_from_name
 from .records import ExportError, ExportRow
 
 SOURCES = ("human", "student", "teacher")
@@ -148,12 +149,8 @@ def export_summary(store, project_id: int, *, options: ExportOptions = ExportOpt
 
 
 def export_format(path: str | Path, explicit: str | None = None) -> str:
-    """``explicit``, else from the file name: .jsonl / .ndjson, .parquet / .pq, else CSV."""
-    if explicit:
-        return _check_format(explicit)
-    suffix = Path(path).suffix.lower()
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-            ".pq": "parquet"}.get(suffix, "csv")
+    """``explicit``, else what the file name says (as for import)."""
+    return _check_format(explicit) if explicit else format_from_name(path)
 
 
 def write_export(store, project_id: int, path: str | Path, *,
@@ -223,5 +220,4 @@ def _write_parquet(handle, store, project_id, options, summary) -> None:
     pq.write_table(table, handle)
 
 
-FORMATS = ("csv", "jsonl", "parquet")
 _WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "parquet": _write_parquet}

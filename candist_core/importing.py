@@ -25,14 +25,19 @@ _KIND = {"csv": "CSV", "jsonl": "JSONL", "parquet": "Parquet"}
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
+def format_from_name(name: str | Path | None) -> str:
+    """The format a file name says: .jsonl / .ndjson, .parquet / .pq, anything else CSV.
+    Import and export both read names this way."""
+    return _SUFFIXES.get(Path(str(name or "")).suffix.lower(), "csv")
+
+
 def file_format(name: str | Path | None, explicit: str | None = None) -> str:
-    """``explicit`` when given, else from the file name: .jsonl / .ndjson, .parquet / .pq,
-    anything else CSV."""
+    """``explicit`` when given, else :func:`format_from_name`."""
     if explicit:
         if explicit not in FORMATS:
             raise CsvImportError(f"Unknown format {explicit!r}: use csv, jsonl or parquet.")
         return explicit
-    return _SUFFIXES.get(Path(str(name or "")).suffix.lower(), "csv")
+    return format_from_name(name)
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,15 @@ class Reply:
     error: str | None = None
 
     def cache_entry(self) -> dict:
+        """What the reply cache keeps of a reply."""
         return {"content": self.content, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens}
+
+    @classmethod
+    def from_cache(cls, entry: dict, *, key: str) -> "Reply":
+        """A reply taken from the cache (the inverse of :meth:`cache_entry`)."""
+        return cls(entry["content"], entry["prompt_tokens"], entry["completion_tokens"],
+                   cached=1, key=key)
 
 
 class _Fatal(Exception):
@@ -260,8 +267,7 @@ class LLMTeacher:
         key = cache_key(self.model, messages, params)
         hit = run.cache.get(key) if run.cache is not None else None
         if hit is not None:
-            reply = Reply(hit["content"], hit["prompt_tokens"], hit["completion_tokens"],
-                          cached=1, key=key)
+            reply = Reply.from_cache(hit, key=key)
         else:
             names = list(allowed) if allowed is not None else run.schema.names
             reply = replace(await self._send(run, messages, params, _formats(
@@ -374,8 +380,7 @@ class LLMTeacher:
                          f'{{"texts": ["...", ...]}}.'}]
             key = cache_key(self.model, messages, params)
             hit = run.cache.get(key) if run.cache is not None else None
-            reply = (Reply(hit["content"], hit["prompt_tokens"], hit["completion_tokens"])
-                     if hit is not None else
+            reply = (Reply.from_cache(hit, key=key) if hit is not None else
                      await self._send(run, messages, params,
                                       _formats(_texts_schema(per_label), "texts")))
             found = _texts_from_reply(reply.content)[:per_label]

@@ -156,16 +156,17 @@ class Queries:
         """The numbers of the home page's status strip (and of ``metrics --json``)."""
         teacher, _ = self._latest_run_ids(project_id)
         row = self._c.one(f"""
-            SELECT (SELECT COUNT(*) FROM samples WHERE project_id = :p) AS samples,
-                   (SELECT COUNT(*) FROM samples WHERE project_id = :p
+            SELECT (SELECT COUNT(*) FROM samples WHERE project_id = :project) AS samples,
+                   (SELECT COUNT(*) FROM samples WHERE project_id = :project
                     AND gold IS NOT NULL) AS with_gold,
                    (SELECT COUNT(*) FROM annotations WHERE run_id = :t
                     AND candidates IS NOT NULL) AS annotated,
                    (SELECT COUNT(*) FROM annotations WHERE run_id = :t
                     AND json_array_length(candidates) > 1) AS ambiguous,
-                   (SELECT COUNT(*) FROM ({CURRENT_DECISIONS.replace(':project', ':p')}))
-                    AS reviewed,
-                   (SELECT COUNT(*) FROM teacher_runs WHERE project_id = :p) AS teacher_runs,
-                   (SELECT COUNT(*) FROM student_runs WHERE project_id = :p
-                    AND status = 'done') AS student_runs""", {"p": project_id, "t": teacher})
+                   (SELECT COUNT(*) FROM ({CURRENT_DECISIONS})) AS reviewed,
+                   (SELECT COUNT(*) FROM teacher_runs
+                    WHERE project_id = :project) AS teacher_runs,
+                   (SELECT COUNT(*) FROM student_runs WHERE project_id = :project
+                    AND status = 'done') AS student_runs""",
+                          {"project": project_id, "t": teacher})
         return dict(row)
