@@ -168,6 +168,11 @@ class LLMTeacher:
                                       http_client=http_client)
         return cls(factory, model=model, encoder=encoder, secrets=[key])
 
+    @property
+    def uses_demonstrations(self) -> bool:
+        """Few-shot prompts need the encoder that retrieves the nearest examples."""
+        return self.encoder is not None
+
     # ------------------------------------------------------------------ interface
     def annotate(self, schema: LabelSchema, samples: Sequence[Sample], config: TeacherConfig,
                  *, on_result: Callable[[Sample, SampleResult], None],

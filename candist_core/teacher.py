@@ -104,6 +104,7 @@ class ReplyCache(Protocol):
 class Teacher(Protocol):
     kind: str   # "offline" or "openai": part of a run's identity
     model: str
+    uses_demonstrations: bool   # whether few-shot examples reach its prompts
 
     def annotate(self, schema: LabelSchema, samples: Sequence[Sample], config: TeacherConfig,
                  *, on_result: Callable[[Sample, SampleResult], None],
@@ -157,6 +158,7 @@ class OfflineTeacher:
     each label, softmax with a temperature. Works with no key and no network."""
 
     kind = "offline"
+    uses_demonstrations = False   # zero-shot
 
     def __init__(self, encoder, *, batch_size: int = 256):
         self.encoder = encoder
@@ -303,7 +305,8 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
         teacher.annotate(schema, todo, config, on_result=on_result, cancel=cancel,
                          cache=StoreReplyCache(store), base_candidates=base_candidates,
                          demonstrations=human_demonstrations(store, project_id)
-                         if config.shots > 0 and todo else None)
+                         if teacher.uses_demonstrations and config.shots > 0 and todo
+                         else None)
     except BaseException as exc:
         summary.status = "failed"
         summary.seconds = time.perf_counter() - start
