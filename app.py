@@ -16,4 +16,5 @@ st.navigation([
     st.Page("views/distill.py", title="Distill"),
     st.Page("views/predictions.py", title="Predictions"),
     st.Page("views/export.py", title="Export"),
+    st.Page("views/predict.py", title="Predict"),
 ]).run()

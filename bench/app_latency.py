@@ -4,7 +4,8 @@
 
 Uses Streamlit's AppTest in-process (the same script run a browser triggers, without the
 websocket). Candidate sets and student predictions are synthetic but stored through the
-real store. Prints one JSON object; goal: each under 1 second.
+real store. Prints one JSON object; goals: review first render and Data-page search under
+1 second, a decision under 100 ms.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def main() -> None:
         assert not at.exception, at.exception
         decisions = []
         for _ in range(args.decisions):
-            button = next(b for b in at.button if b.key == "cand-1")
+            button = next(b for b in at.button if b.key and b.key.startswith("label-"))
             start = time.perf_counter()
             button.click()
             at.run()
@@ -100,6 +101,20 @@ def main() -> None:
             at.run()
             renders[f"{name}_render_s"] = round(time.perf_counter() - start, 3)
             assert not at.exception, at.exception
+        # The Data page: its first render (counts and the first page of the table), then a
+        # full-text search (FTS5) over every text, as a user types a word and presses Enter.
+        start = time.perf_counter()
+        at.switch_page("views/data.py")
+        at.run()
+        renders["data_render_s"] = round(time.perf_counter() - start, 3)
+        assert not at.exception, at.exception
+        search = next(t for t in at.text_input if t.label == "Search the texts")
+        start = time.perf_counter()
+        search.set_value("capital").run()
+        renders["data_search_s"] = round(time.perf_counter() - start, 3)
+        assert not at.exception, at.exception
+        renders["data_search_caption"] = next(c.value for c in at.caption
+                                              if "texts match" in c.value)
         with Store(db) as store:
             saved = len(store.current_decisions(store.get_project("big").id))
     print(json.dumps({"samples": args.samples, "build_s": round(build_s, 1),

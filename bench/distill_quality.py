@@ -8,12 +8,15 @@ For each dataset a seeded sample of the training split is the pool (sizes below,
 the main table fits ~30 minutes on 2 CPU cores). The offline teacher annotates it with SA,
 CA_add and CA_all; every student uses the default StudentConfig (same epochs, same
 label-free model selection); pool accuracy is measured against the gold labels, which
-nothing in training or selection sees. Prints one JSON line per result.
+nothing in training or selection sees. Each student is then saved as its model folder and
+scored on the dataset's test split with ``predict`` (texts it never saw; ``--no-test``
+skips this). Prints one JSON line per result.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +32,7 @@ from candist_core.distill import distill_project  # noqa: E402
 from candist_core.encoder import shared_encoder  # noqa: E402
 from candist_core.importing import ImportOptions, import_csv  # noqa: E402
 from candist_core.metrics import project_metrics  # noqa: E402
+from candist_core.predicting import PredictOptions, predict_file  # noqa: E402
 from candist_core.refinery import Components  # noqa: E402
 from candist_core.review import rank_ambiguous  # noqa: E402
 from candist_core.schema import load_schema  # noqa: E402
@@ -76,14 +80,33 @@ def annotate(store, project, strategy: str) -> dict:
     return project_metrics(store, project.id)["teacher"]
 
 
+TEST_SPLIT = True   # main(): --no-test turns the test-split scores off
+
+
 def train(store, project, config: StudentConfig) -> dict:
     start = time.perf_counter()
-    run_id = distill_project(store, project.id, config, save_checkpoint=False)
+    run_id = distill_project(store, project.id, config, save_checkpoint=TEST_SPLIT)
     run = store.student_run(run_id)
     student = project_metrics(store, project.id)["student"]
-    return {"accuracy": round(student["accuracy"], 4), "best_epoch": run.best_epoch,
-            "epochs": len(run.epochs), "seconds": round(time.perf_counter() - start, 1),
-            "per_epoch_accuracy": [round(e["gold_accuracy"], 4) for e in run.epochs]}
+    result = {"accuracy": round(student["accuracy"], 4), "best_epoch": run.best_epoch,
+              "epochs": len(run.epochs), "seconds": round(time.perf_counter() - start, 1),
+              "per_epoch_accuracy": [round(e["gold_accuracy"], 4) for e in run.epochs]}
+    if run.checkpoint:
+        result.update(test_split_score(project.name, Path(run.checkpoint)))
+        shutil.rmtree(run.checkpoint)        # ~90 MB a student
+    return result
+
+
+def test_split_score(name: str, model_dir: Path) -> dict:
+    """Accuracy of ``predict`` with the saved student on the dataset's test split."""
+    test = DATASETS / name / "test.csv"
+    out = model_dir.parent / f"{model_dir.name}-test.csv"
+    summary = predict_file(model_dir, test, out, options=PredictOptions(batch_size=128))
+    labelled = pd.read_csv(out, dtype=str, keep_default_na=False)
+    accuracy = (labelled["label"] == labelled["input_label"]).mean()
+    out.unlink()
+    return {"test_accuracy": round(float(accuracy), 4), "test_n": summary.rows,
+            "test_seconds": round(summary.seconds, 1)}
 
 
 def main_table(store, project, name, base: StudentConfig, strategies, methods, human: int):
@@ -162,9 +185,13 @@ def main() -> None:
     parser.add_argument("--human", type=int, default=0)
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--no-test", action="store_true",
+                        help="skip the test-split scores (no model folders saved)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a StudentConfig field for every student (experiments)")
     args = parser.parse_args()
+    global TEST_SPLIT
+    TEST_SPLIT = not args.no_test
     sizes = {k: int(v) for k, v in (s.split("=") for s in args.sizes.split(","))}
     base = StudentConfig() if args.epochs is None else StudentConfig(epochs=args.epochs)
     base = replace(base, **dict(_override(base, item) for item in args.set))

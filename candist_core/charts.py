@@ -40,23 +40,45 @@ def cooccurrence_matrix(candidates: list[list[str]], labels: list[str]) -> np.nd
 def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=cooccurrence_matrix(candidates, labels), x=labels, y=labels,
                                colorscale="Blues"))
-    fig.update_layout(title="Labels the teacher puts in the same set", height=480)
+    # rows top-down in label order, as the columns run left to right
+    fig.update_layout(title="Labels the teacher puts in the same set", height=480,
+                      yaxis=dict(autorange="reversed"))
     return fig
 
 
 def training_figure(epochs: list[dict]) -> go.Figure:
+    """The training loss of every step (x in epochs: step i of epoch k at k - 1 + i/n), the
+    per-epoch scores, and the refinery's set sizes on the right axis."""
     fig = go.Figure()
     xs = [e["epoch"] for e in epochs]
-    for key, name in (("loss", "loss"), ("human_accuracy", "accuracy on human decisions"),
+    steps_x, steps_y = [], []
+    for e in epochs:
+        losses = e.get("step_losses") or []
+        steps_x += [e["epoch"] - 1 + (i + 1) / len(losses) for i in range(len(losses))]
+        steps_y += losses
+    if steps_y:
+        fig.add_trace(go.Scatter(x=steps_x, y=steps_y, mode="lines", name="loss (each step)",
+                                 line=dict(width=1)))
+    for key, name in (("loss", "loss (epoch mean)"),
+                      ("human_accuracy", "accuracy on human decisions"),
                       ("selection_score", "selection score")):
         ys = [e.get(key) for e in epochs]
         if any(y is not None for y in ys):
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
     for key, name in (("d_out", "|D_out|"), ("d_sl", "|D_sl|"), ("d_hc", "|D_hc|")):
-        fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in epochs], mode="lines+markers",
-                                 name=name, yaxis="y2"))
-    fig.update_layout(title="Training", xaxis_title="epoch", height=380,
-                      yaxis2=dict(overlaying="y", side="right", title="samples"))
+        ys = [e.get(key) for e in epochs]
+        if any(ys):        # refinery sets exist from the second epoch of candist only
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
+                                     yaxis="y2"))
+    fig.update_layout(title="Training: loss at every step, scores after each epoch",
+                      xaxis_title="epoch", height=400,
+                      yaxis=dict(title="loss / accuracy / score"),
+                      yaxis2=dict(overlaying="y", side="right", title="texts",
+                                  rangemode="nonnegative", tickformat="d"),
+                      xaxis=dict(dtick=1),
+                      # the legend above the plot, clear of both y axes
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(t=90))
     return fig
 
 
@@ -74,5 +96,6 @@ def confusion_figure(counts: list[tuple[str, str, int]], labels: list[str], *,
                      title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=confusion_matrix(counts, labels), x=labels, y=labels,
                                colorscale="Blues"))
-    fig.update_layout(title=title, xaxis_title="student", yaxis_title="reference", height=480)
+    fig.update_layout(title=title, xaxis_title="student", yaxis_title="reference", height=480,
+                      yaxis=dict(autorange="reversed"))
     return fig

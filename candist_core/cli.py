@@ -16,13 +16,16 @@ from typing import Callable
 from tqdm import tqdm
 
 from . import demo_project
+from .audit import quality_report, record_decision_file, write_audit_sample
+from .conformal import DEFAULT_COVERAGE, STRATEGY as CONFORMAL, conformal_annotate
 from .exporting import ExportOptions, write_export
 from .importing import FORMATS, ImportOptions, import_csv
 from .distill import distill_project
 from .encoder import device_description, pick_device
 from .metrics import project_metrics, student_run_metrics
+from .predicting import PredictOptions, predict_file, student_model_path
 from .prompts import STRATEGIES
-from .records import CandistError, ProjectError
+from .records import CandistError, ProjectError, StudentError
 from .schema import load_schema
 from .store import Store
 from .student import HEAD_INITS, METHODS, StudentConfig, with_overrides
@@ -79,6 +82,7 @@ def cmd_export(args) -> int:
         project = store.get_project(args.project)
         summary = write_export(store, project.id, args.out, options=options, fmt=args.format,
                                allowed_dir=args.export_dir or None)
+        warn_quality(store, project.id)
     sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.sources.items()))
     print(f"Wrote {summary.rows} rows to {args.out} ({sources or 'no rows'}).")
     return 0
@@ -135,6 +139,8 @@ def _teacher_config(args) -> TeacherConfig:
 
 @command("annotate")
 def cmd_annotate(args) -> int:
+    if args.strategy == CONFORMAL:
+        return annotate_conformal(args)
     config = _teacher_config(args)
     with _open(args) as store:
         project = store.get_project(args.project)
@@ -150,6 +156,7 @@ def cmd_annotate(args) -> int:
                   file=sys.stderr)
         summary = annotate_project(store, project.id, teacher, config, limit=args.limit,
                                    progress=ProgressBar("annotate", unit="text"))
+        warn_quality(store, project.id)
     print(json.dumps(summary.to_dict()) if args.json else summary.describe())
     return 0 if summary.status == "done" else 3
 
@@ -182,6 +189,7 @@ def cmd_distill(args) -> int:
                                  on_step=on_step)
         run = store.student_run(run_id)
         metrics = student_run_metrics(store, run)
+        warn_quality(store, project.id)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -189,6 +197,96 @@ def cmd_distill(args) -> int:
         print(f"Student run #{run_id} {run.status}: best epoch {run.best_epoch} of "
               f"{metrics['epochs_run']}" + (f", accuracy vs gold {acc:.3f}" if acc is not None
                                             else "") + ".")
+    return 0
+
+
+def warn_quality(store, project_id: int) -> None:
+    """The teacher quality gate's warning (or, before any audit, how to measure quality)
+    on stderr: the same text the pages show."""
+    report = quality_report(store, project_id)
+    if report.gate:
+        print(f"warning: {report.gate}", file=sys.stderr)
+    elif report.hint:
+        print(f"note: {report.hint}", file=sys.stderr)
+
+
+def annotate_conformal(args) -> int:
+    """``annotate --strategy conformal``: sets from stored scores, no new LLM calls."""
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        if args.plan:
+            print(json.dumps({"samples": store.count_samples(project.id), "requests": 0,
+                              "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}))
+            return 0
+        result = conformal_annotate(store, project.id, coverage=args.coverage)
+        warn_quality(store, project.id)
+    print(json.dumps(result.to_dict()) if args.json else result.describe())
+    return 0
+
+
+@command("audit")
+def cmd_audit(args) -> int:
+    if args.draw < 0:
+        raise ProjectError(f"--draw must be 0 or more, got {args.draw}.")
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        new = store.draw_audit(project.id, args.draw, seed=args.seed)
+        written = write_audit_sample(store, project.id, args.out) if args.out else None
+        report = quality_report(store, project.id)
+    if args.json:
+        print(json.dumps({"new": len(new), **report.to_json()}))
+        return 0
+    print(f"Audit sample: {report.drawn} texts ({len(new)} new), {report.audited} audited, "
+          f"{report.skipped} skipped, {report.left} left"
+          + (f"; wrote {written} rows to {args.out}" if args.out else "") + ".")
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+@command("decide")
+def cmd_decide(args) -> int:
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        plan = record_decision_file(store, project.id, args.csv, audit=args.audit,
+                                    who=args.who)
+    kind = "audit decisions" if args.audit else "decisions"
+    blank = f" ({len(plan.blank_rows)} rows with no label left out)" if plan.blank_rows else ""
+    print(f"Recorded {len(plan.labels)} {kind} from {args.csv}{blank}.")
+    return 0
+
+
+@command("predict")
+def cmd_predict(args) -> int:
+    options = PredictOptions(text_col=args.text_col, batch_size=args.batch_size,
+                             device=args.device, top_k=args.top_k, in_format=args.in_format,
+                             out_format=args.format)
+    if bool(args.model) == bool(args.project):
+        raise StudentError("Give the student as --model DIR, or as --project NAME (with "
+                           "--db, and --run ID for a run other than the latest).")
+    if args.model:
+        model_dir = Path(args.model)
+    else:
+        if not args.db:
+            raise ProjectError("--project needs --db, the database that holds it.")
+        with _open(args) as store:
+            project = store.get_project(args.project)
+            model_dir = student_model_path(store, project.id, args.run)
+    bar = ProgressBar("predict", unit="text")
+    summary = predict_file(model_dir, args.in_path, args.out, options=options,
+                           on_progress=bar)
+    bar.close()
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+        return 0
+    top = ", ".join(f"{k} {v}" for k, v in summary.labels.most_common(5))
+    print(f"Wrote {summary.rows} rows to {args.out} in {summary.seconds:.1f} s on "
+          f"{summary.device} (most predicted: {top or 'none'}).")
+    if summary.empty_texts:
+        print(f"{summary.empty_texts} rows had an empty text and were left unlabeled.",
+              file=sys.stderr)
+    for old, new in summary.renamed.items():
+        print(f"The input's own {old!r} column is kept as {new!r}.", file=sys.stderr)
     return 0
 
 
@@ -246,9 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("metrics", "print coverage, set sizes and accuracies")
     p.add_argument("--json", action="store_true")
 
+    p = add("audit", "draw (or extend) the random audit sample; print the estimates")
+    p.add_argument("--draw", type=int, default=0, metavar="N",
+                   help="add N texts drawn uniformly at random (drawn texts stay drawn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the whole sample as a CSV of id,text")
+    p.add_argument("--json", action="store_true")
+
+    p = add("decide", "record human labels from a CSV of id,label (all or nothing)")
+    p.add_argument("--csv", required=True, metavar="FILE",
+                   help="columns id (the export's id) and label; empty labels are left out")
+    p.add_argument("--audit", action="store_true",
+                   help="the labels are blind audit labels of the audit sample")
+    p.add_argument("--who", default="", help="reviewer name stored with each decision")
+
     p = add("annotate", "label the samples with the teacher (candidate sets)")
     p.add_argument("--teacher", choices=["offline", "openai"], default="offline")
-    p.add_argument("--strategy", choices=list(STRATEGIES), default="ca_add")
+    p.add_argument("--strategy", choices=list(STRATEGIES) + [CONFORMAL], default="ca_add",
+                   help="conformal: sets from the latest run's scores, calibrated on the "
+                        "audit to hold the true label with probability >= --coverage")
+    p.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE,
+                   help="target coverage of the conformal sets (default 0.9)")
     p.add_argument("--base-url", default=None,
                    help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
                         "(key from OPENAI_API_KEY)")
@@ -293,6 +409,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "class, else random)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print the student metrics as JSON")
+
+    p = sub.add_parser("predict", help="label a new CSV, JSONL or Parquet file with a "
+                       "trained student")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="a student's model folder (or use --project)")
+    p.add_argument("--db", default=None, help="SQLite database file (with --project)")
+    p.add_argument("--project", default=None,
+                   help="use this project's latest trained student")
+    p.add_argument("--run", type=int, default=None, metavar="ID",
+                   help="with --project: this student run instead of the latest")
+    p.add_argument("--in", dest="in_path", required=True, metavar="FILE",
+                   help="texts to label; format from the name (.jsonl, .parquet, else CSV)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="the labelled file: input columns + label, confidence, top_labels, "
+                        "top_probs; format from the name")
+    p.add_argument("--in-format", choices=FORMATS, default=None)
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="the output's format when its name does not say")
+    p.add_argument("--text-col", default="text")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=3, help="labels listed per text")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="auto: CUDA when present, then MPS, else CPU")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = add("demo", "load the bundled demo project", project=False)
     p.add_argument("--if-missing", action="store_true",

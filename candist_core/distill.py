@@ -7,13 +7,14 @@ half-written) and saves the checkpoint under ``<database folder>/models/``.
 """
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import torch
 
-from .metrics import entropy
+from .audit import with_audit_selection
+from .metrics import entropy, student_run_metrics
+from .model_dir import ModelCard, save_model_dir
 from .records import StudentError, TeacherRun
 from .schema import label_texts
 from .student import Distiller, StudentConfig, TrainingData
@@ -83,6 +84,8 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
     """Train a student on the project's latest teacher run; returns the student run id.
     ``model``/``tokenizer`` replace the configured model (tests pass a tiny one)."""
     fail_interrupted_runs(store, project_id)
+    # With >= 20 audited texts, half of them select the epoch (unbiased) and are held out.
+    config = with_audit_selection(store, project_id, config)
     data, teacher_run = training_data(store, project_id, method=config.method)
     run_id = store.create_student_run(project_id,
                                       teacher_run_id=teacher_run.id if teacher_run else None,
@@ -106,8 +109,9 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
         path = None
         if save_checkpoint and result.state is not None:
             project = store.project_by_id(project_id)
+            card = model_card(store, run_id, project.name, data, teacher_run, config, result)
             path = str(save_student(trainer, result, data.labels,
-                                    checkpoint_dir(store, project.name, run_id)))
+                                    checkpoint_dir(store, project.name, run_id), card=card))
     except BaseException as exc:
         store.finish_student_run(run_id, status="failed", error=str(exc)[:500] or
                                  type(exc).__name__)
@@ -117,18 +121,42 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
     return run_id
 
 
-def save_student(trainer: Distiller, result, labels: list[str], path: Path) -> Path:
-    """The encoder and tokenizer in transformers format plus the head and label names."""
-    path.mkdir(parents=True, exist_ok=True)
+def save_student(trainer: Distiller, result, labels: list[str], path: Path, *,
+                 card: ModelCard | None = None) -> Path:
+    """The best epoch's weights as a transformers model directory (:mod:`model_dir`)."""
     model = trainer.model
     model.load_state_dict(result.state)
-    model.encoder.save_pretrained(path)
-    trainer.tokenizer.save_pretrained(path)
-    torch.save(model.head.state_dict(), path / "head.pt")
-    (path / "labels.json").write_text(json.dumps({
-        "labels": labels, "max_length": result.max_length,
-        "head": {"cosine": model.cosine, "scale": model.scale}}))
-    return path
+    return save_model_dir(model, trainer.tokenizer, labels, path,
+                          max_tokens=result.max_length, card=card)
+
+
+def model_card(store, run_id: int, project: str, data: TrainingData,
+               teacher_run: TeacherRun | None, config: StudentConfig, result) -> ModelCard:
+    """The card of a finished run: its teacher, settings and the accuracy figures the app
+    has, each saying what it was measured on."""
+    metrics = student_run_metrics(store, store.student_run(run_id))
+    gold = int((data.gold >= 0).sum())
+    human = int(data.fixed.sum())
+    lines = []
+    if metrics["accuracy"] is not None:
+        lines.append(f"{metrics['accuracy']:.1%} agreement with the gold labels of the "
+                     f"{gold} project texts that have one. The student trained on these "
+                     f"texts (with the teacher's labels, not the gold ones), so this is "
+                     f"not a held-out score.")
+    if metrics["human_accuracy"] is not None:
+        lines.append(f"{metrics['human_accuracy']:.1%} agreement with {human} human "
+                     f"decisions; they were fixed training targets, so this mostly shows "
+                     f"that they were learned.")
+    teacher = "no teacher run (human labels only)"
+    if teacher_run is not None:
+        teacher = (f"{teacher_run.teacher} ({teacher_run.model}), strategy "
+                   f"{teacher_run.strategy}, teacher run #{teacher_run.id}")
+    settings = {k: v for k, v in _jsonable(config).items()   # not per-sample id lists
+                if not (isinstance(v, (list, tuple)) and len(v) > 8)}
+    return ModelCard(project=project, labels=list(data.labels), method=config.method,
+                     teacher=teacher, settings=settings, human_labels=human,
+                     best_epoch=result.best_epoch, epochs_run=len(result.history),
+                     accuracy=lines, run_id=run_id)
 
 
 def _jsonable(config: StudentConfig) -> dict:

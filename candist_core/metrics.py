@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .audit import quality_report
 from .records import Annotation, StudentRun, TeacherRun
 
 
@@ -143,6 +144,7 @@ def project_metrics(store, project_id: int) -> dict:
     student = store.latest_student_run(project_id)
     if student:
         out["student"] = student_run_metrics(store, student)
+    out["audit"] = quality_report(store, project_id).to_json()
     return out
 
 

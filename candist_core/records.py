@@ -199,7 +199,8 @@ _ANNOTATION_FIELDS = tuple(Annotation.__dataclass_fields__)
 @dataclass(frozen=True)
 class Decision:
     """A human decision: ``label`` (with the label), ``skip``, or ``undo`` of an earlier one.
-    ``in_candidates``: whether the label was one of the teacher's candidates."""
+    ``in_candidates``: whether the label was one of the teacher's candidates; ``audit``:
+    made blind on a text of the random audit sample (the estimates use only these)."""
 
     id: int
     sample_id: int
@@ -210,13 +211,15 @@ class Decision:
     who: str = ""
     note: str = ""
     created: str = ""
+    audit: bool = False
 
     @classmethod
     def from_row(cls, row: dict) -> "Decision":
         flag = row.get("in_candidates")
         return cls(row["id"], row["sample_id"], row["action"], row.get("label"),
                    None if flag is None else bool(flag), row.get("undoes"),
-                   row.get("who") or "", row.get("note") or "", row.get("created") or "")
+                   row.get("who") or "", row.get("note") or "", row.get("created") or "",
+                   bool(row.get("audit") or 0))
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,36 @@ def rank_ambiguous(signals: dict, *, signal: str = "set_size", label: str | None
     return order[keep[order]]
 
 
+# Up to this many labels the Review page shows a button for every label; beyond it, the
+# candidates' buttons and a search over all labels (Banking77's 77 buttons would not fit).
+ALL_BUTTONS_UP_TO = 12
+
+
+def label_buttons(labels: list[str], candidates: list[str], *,
+                  keys: dict[str, str | None],
+                  student_probs: dict[str, float] | None = None,
+                  all_up_to: int = ALL_BUTTONS_UP_TO) -> list[dict]:
+    """The Review page's label buttons, always in schema order so that neither a label's
+    place nor its key changes from one text to the next.
+
+    Each: ``label``, ``caption`` (with the student's probability when there is a
+    student), ``key`` (the label's fixed key or None) and ``candidate`` (in the teacher's
+    set: highlighted, never moved). Every label when there are at most ``all_up_to``,
+    else only the candidates (the page adds a search over all labels).
+    """
+    chosen = set(candidates)
+    out = []
+    for name in labels:
+        if len(labels) > all_up_to and name not in chosen:
+            continue
+        caption = name
+        if student_probs is not None and name in student_probs:
+            caption = f"{name} · {student_probs[name]:.0%}"
+        out.append({"label": name, "caption": caption, "key": keys.get(name),
+                    "candidate": name in chosen})
+    return out
+
+
 def candidate_buttons(candidates: list[str],
                       student_probs: dict[str, float] | None = None) -> list[tuple[str, str]]:
     """(label, caption) for the one-click buttons: the teacher's candidates in its order,

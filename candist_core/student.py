@@ -67,6 +67,9 @@ class StudentConfig:
     holdout: float = 0.1            # held-back share for label-free model selection
     max_holdout: int = 500
     min_human_validation: int = 20  # human labels needed to select on them instead
+    # Sample ids of audited texts held out for epoch selection (never trained on), from
+    # audit.with_audit_selection; used first when at least min_human_validation are labeled.
+    validation_ids: tuple[int, ...] = ()
     device: str = "auto"
     seed: int = 0
 
@@ -214,13 +217,19 @@ class Split:
 
 
 def split_rows(data: TrainingData, *, seed: int, min_human_validation: int,
-               holdout: float, max_holdout: int) -> Split:
-    """Human decisions validate when there are at least ``min_human_validation`` (30 % of
+               holdout: float, max_holdout: int, validation_ids: Sequence[int] = ()) -> Split:
+    """Audited texts (``validation_ids``: a uniform random sample labeled blind, so an
+    unbiased check) validate when at least ``min_human_validation`` of them have a human
+    label. Else human decisions validate when there are at least that many (30 % of
     them, at least that many); else a ``holdout`` share (at most ``max_holdout``) of the
     teacher-annotated rows, never trained on. Seeded, so the split is the same every run."""
     rng = random.Random(seed)
     human_rows = torch.nonzero(data.fixed).squeeze(1).tolist()
-    if len(human_rows) >= min_human_validation:
+    audited = set(validation_ids)
+    audit_rows = [i for i in human_rows if data.sample_ids[i] in audited]
+    if audited and len(audit_rows) >= min_human_validation:
+        val, validation = audit_rows, "audit"
+    elif len(human_rows) >= min_human_validation:
         rng.shuffle(human_rows)
         k = max(min_human_validation, int(0.3 * len(human_rows)))
         val, validation = sorted(human_rows[:k]), "human"
@@ -400,6 +409,7 @@ class Distiller:
         model = self._model.to(self.device)
         ids, max_length = self.tokenize(data.texts, max_length=cfg.max_length)
         split = split_rows(data, seed=cfg.seed, min_human_validation=cfg.min_human_validation,
+                           validation_ids=cfg.validation_ids,
                            holdout=cfg.holdout, max_holdout=cfg.max_holdout)
         if not split.train:
             raise StudentError("Nothing to train on: the teacher run has no candidate sets "
@@ -529,11 +539,12 @@ class Distiller:
                    "d_sl": int(part.small_loss.sum()) if part is not None else 0,
                    "d_hc": int(part.high_conf.sum()) if part is not None else 0,
                    "validation": run.split.validation, "human_accuracy": None,
-                   "gold_accuracy": None, "head": run.head}
+                   "gold_accuracy": None, "head": run.head,
+                   "step_losses": [round(x, 4) for x in losses]}   # the per-step curve
         pred = probs.argmax(1)
         if run.split.val:
             rows = torch.tensor(run.split.val)
-            if run.split.validation == "human":
+            if run.split.validation in ("human", "audit"):
                 score = float((pred[rows] == data.human[rows]).float().mean())
                 metrics["human_accuracy"] = score
             else:

@@ -1,14 +1,37 @@
 """What the user should do next, from the project's status counts (pure)."""
 
+from .audit import GATE_MIN_AUDIT, SUGGESTED_AUDIT
+
+# Step -> the page (file under views/) where it is done.
+PAGES = {"import": "data", "annotate": "annotate", "audit": "review", "distill": "distill",
+         "review": "review", "export": "export"}
+
+
+def next_action(counts: dict) -> str:
+    """One of :data:`PAGES`: the first step the project still lacks."""
+    if counts["samples"] == 0:
+        return "import"
+    if counts["annotated"] == 0:
+        return "annotate"
+    if not counts.get("with_gold") and counts.get("audited", 0) < GATE_MIN_AUDIT:
+        return "audit"     # without gold labels, an audit is the only measure of quality
+    if counts["student_runs"] == 0:
+        return "distill"
+    if counts["reviewed"] < counts["ambiguous"]:
+        return "review"
+    return "export"
+
 
 def next_step(counts: dict) -> str:
-    if counts["samples"] == 0:
-        return "import a file of texts (CSV, JSONL or Parquet) on the Data page."
-    if counts["annotated"] == 0:
-        return "annotate the texts with the teacher (candidate sets)."
-    if counts["student_runs"] == 0:
-        return "distill a student from the candidate sets."
-    if counts["reviewed"] < counts["ambiguous"]:
-        return (f"review the ambiguous texts ({counts['ambiguous'] - counts['reviewed']} "
-                f"left), then distill again.")
-    return "export the cleaned CSV."
+    return {
+        "import": "import a file of texts (CSV, JSONL or Parquet) on the Data page.",
+        "annotate": "annotate the texts with the teacher (candidate sets).",
+        "audit": (f"audit ~{SUGGESTED_AUDIT} randomly drawn texts (Review page, Audit mode; "
+                  f"{counts.get('audited', 0)} so far): labelled blind, they tell how right "
+                  f"the teacher, the student and the export are, with 95% intervals. Without "
+                  f"gold labels nothing else can."),
+        "distill": "distill a student from the candidate sets.",
+        "review": (f"review the ambiguous texts ({counts['ambiguous'] - counts['reviewed']} "
+                   f"left), then distill again."),
+        "export": "export the cleaned CSV.",
+    }[next_action(counts)]

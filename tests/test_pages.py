@@ -71,27 +71,38 @@ def test_home_shows_the_status_strip_and_next_step(app_db):
 
 def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
     at = page("annotate")
-    assert "Plan: 200 samples, 0 requests" in at.caption[0].value
+    assert "Plan: 200 samples, ranked on this machine" in at.caption[0].value
+    assert "no requests, no cost" in at.caption[0].value
     at.selectbox[0].set_value("ca_all")
     next(b for b in at.button if b.label == "Start annotation").click()
     at.run()
     wait_for_job(at, "Annotation done")
     assert not at.error
-    assert any("Latest run #1: offline" in s.value for s in at.subheader)
+    assert any("run 1 of this project): offline" in s.value for s in at.subheader)
     assert metric(at, "Annotated") == "200"
     assert metric(at, "Coverage (1-α)").endswith("%")
     with Store(app_db) as store:
         assert store.status_counts(store.get_project("trec").id)["annotated"] == 200
 
 
+def label_buttons(at: AppTest) -> dict[str, object]:
+    """label -> its button on the Review page."""
+    return {b.label.split(" · ")[0]: b for b in at.button
+            if b.key and b.key.startswith("label-")}
+
+
+def candidates_shown(at: AppTest) -> set[str]:
+    return {name for name, b in label_buttons(at).items() if b.proto.type == "primary"}
+
+
 def test_review_saves_each_decision_at_once_and_undo_restores(app_db):
     annotated(app_db)
     at = page("review")
     first_text = at.text[0].value
-    candidates = [b for b in at.button if b.key and b.key.startswith("cand-")]
+    candidates = sorted(candidates_shown(at))
     assert len(candidates) >= 2
-    chosen = candidates[1].label.split(" (")[0]
-    candidates[1].click()
+    chosen = candidates[1]
+    label_buttons(at)[chosen].click()
     at.run()
     with Store(app_db) as store:
         project = store.get_project("trec")
@@ -108,25 +119,89 @@ def test_review_saves_each_decision_at_once_and_undo_restores(app_db):
         assert [d.action for d in decisions.values()] == ["label"]
 
 
-def test_none_of_these_records_a_label_outside_the_candidates(app_db):
+def test_review_buttons_keep_their_place_and_key_on_every_text(app_db):
+    annotated(app_db, "ca_add")
+    at = page("review")
+    with Store(app_db) as store:
+        names = store.label_schema(store.get_project("trec").id).names
+    seen_sets = set()
+    for _ in range(10):
+        buttons = label_buttons(at)
+        assert list(buttons) == names                       # every label, schema order
+        assert [b.proto.shortcut for b in buttons.values()] == \
+            [str(n) for n in range(1, len(names) + 1)]      # 1..6, fixed
+        seen_sets.add(frozenset(candidates_shown(at)))
+        next(b for b in at.button if b.key == "skip").click()
+        at.run()
+    assert len(seen_sets) > 1                               # the highlight moved, not the keys
+
+
+def test_a_label_outside_the_candidates_is_recorded_as_such(app_db):
     annotated(app_db, "ca_add")
     at = page("review")
     for _ in range(30):  # skip the samples whose set already holds every label
-        candidates = {b.label.split(" (")[0] for b in at.button
-                      if b.key and b.key.startswith("cand-")}
+        candidates = candidates_shown(at)
         if len(candidates) < 6:
             break
         next(b for b in at.button if b.key == "skip").click()
         at.run()
-    next(b for b in at.button if b.key == "none").click()
+    outside = next(name for name in label_buttons(at) if name not in candidates)
+    label_buttons(at)[outside].click()
     at.run()
-    other = at.selectbox(key=next(s.key for s in at.selectbox if s.key and
-                                  s.key.startswith("other-")))
-    outside = next(o for o in other.options if o not in candidates)
-    other.set_value(outside).run()
     with Store(app_db) as store:
         decision = list(store.current_decisions(store.get_project("trec").id).values())[0]
     assert decision.label == outside and decision.in_candidates is False
+
+
+def test_review_history_changes_and_undoes_an_earlier_decision(app_db):
+    annotated(app_db)
+    at = page("review")
+    for _ in range(3):
+        sorted(label_buttons(at).values(), key=lambda b: b.key)[0].click()
+        at.run()
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        first = min(store.current_decisions(project.id).values(), key=lambda d: d.id)
+    history = at.selectbox(key=f"hist-{first.id}")
+    other = next(n for n in history.options if n != first.label)
+    history.set_value(other).run()
+    with Store(app_db) as store:
+        now = store.current_decisions(project.id)[first.sample_id]
+        assert now.label == other and now.id != first.id
+        assert len(store.current_decisions(project.id)) == 3
+    next(b for b in at.button if b.key == f"undo-{now.id}").click()
+    at.run()
+    with Store(app_db) as store:
+        # undoing the change brings the earlier label back; the log keeps all three steps
+        assert store.current_decisions(project.id)[first.sample_id].label == first.label
+        steps = [d for d in store.decision_log(project.id) if d.sample_id == first.sample_id]
+        assert [d.action for d in steps] == ["undo", "label", "label"]
+
+
+def test_review_with_many_labels_shows_the_candidates_and_a_search(tmp_path, monkeypatch):
+    from conftest import DATASETS
+    db = tmp_path / "b77.db"
+    frame = pd.read_csv(DATASETS / "banking77" / "test.csv").head(40)
+    frame.to_csv(tmp_path / "b77.csv", index=False)
+    with Store(db) as store:
+        project = store.create_project("banking", load_schema(DATASETS / "banking77" /
+                                                              "labels.json"))
+        import_csv(store, project.id, tmp_path / "b77.csv", options=ImportOptions(
+            gold_col="label"))
+        annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                         TeacherConfig(strategy="ca_all"))
+        names = store.label_schema(project.id).names
+    monkeypatch.setenv("CANDIST_DB", str(db))
+    at = page("review")
+    buttons = label_buttons(at)
+    assert 1 < len(buttons) < len(names)
+    assert list(buttons) == [n for n in names if n in buttons]     # schema order
+    search = next(s for s in at.selectbox if s.key and s.key.startswith("search-"))
+    assert search.options == names
+    search.set_value(names[-1]).run()
+    with Store(db) as store:
+        decision = list(store.current_decisions(store.get_project("banking").id).values())[0]
+    assert decision.label == names[-1]
 
 
 def test_review_text_is_plain_text_never_html(app_db):
@@ -157,6 +232,7 @@ def test_distill_one_epoch_then_predictions_and_export(app_db):
     assert not at.error, [e.value for e in at.error]
     runs = at.dataframe[-1].value
     assert runs.iloc[0]["status"] == "done" and runs.iloc[0]["epochs"] == 1
+    assert metric(at, "Accuracy vs gold labels").endswith("%")
 
     at = page("predictions")
     assert any("200 predictions match" in c.value for c in at.caption)
@@ -171,8 +247,10 @@ def test_distill_one_epoch_then_predictions_and_export(app_db):
 
     at = page("export")
     assert any(m.value.startswith("200 rows - label sources student: 200") for m in at.markdown)
-    assert at.code[0].value.splitlines()[0] == "id,text,label,label_source,confidence," \
-                                               "candidates,gold"
+    preview = at.dataframe[-1].value
+    assert list(preview.columns) == ["id", "text", "label", "label_source", "confidence",
+                                     "candidates", "gold"]
+    assert any(c.value.startswith("Quality estimate") for c in at.caption)
 
 
 def test_labels_page_saves_the_task_and_flags_labels_in_use(app_db):
@@ -187,6 +265,28 @@ def test_labels_page_saves_the_task_and_flags_labels_in_use(app_db):
         assert store.label_schema(store.get_project("trec").id).task == "A new task wording."
 
 
-def test_data_page_asks_for_a_file(app_db):
+def test_data_page_counts_and_browses_the_texts(app_db):
     at = page("data")
     assert any("200 samples in the project" in c.value for c in at.caption)
+    assert any("200 of 200 texts match" in c.value for c in at.caption)
+    assert len(at.dataframe[-1].value) == 50                   # one page
+    with Store(app_db) as store:
+        sample = store.samples(store.get_project("trec").id)[7]
+    word = max(sample.text.split(), key=len).strip("?,.")
+    next(t for t in at.text_input if t.label == "Search the texts").set_value(word).run()
+    shown = at.dataframe[-1].value
+    assert sample.text in shown["text"].tolist()
+    assert all(word.lower() in t.lower() for t in shown["text"])
+
+
+def test_home_lists_the_next_step_as_a_link_and_keeps_the_project_in_the_url(app_db):
+    at = page("home")
+    assert at.query_params["project"] == "trec"
+    with Store(app_db) as store:
+        store.create_project("second", load_schema(ROOT.parent / "shared" / "datasets" /
+                                                   "trec" / "labels.json"))
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    again.query_params["project"] = "second"         # a reload of a shared link
+    again.run()
+    assert again.subheader[0].value == "Project: second"
+    assert "import a file of texts" in again.info[0].value

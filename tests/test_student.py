@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from candist_core import charts
 from candist_core.distill import distill_project, training_data
 from candist_core.encoder import default_model_path
 from candist_core.importing import ImportOptions, import_csv
@@ -159,7 +160,11 @@ def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(st
     run = store.student_run(run_id)
     assert run.status == "done" and run.best_epoch == 1
     assert len(run.epochs) == 1 == len(epochs)
-    assert (store.path.parent / "models" / "trec" / f"run-{run_id}" / "head.pt").is_file()
+    steps = run.epochs[0]["step_losses"]           # the Distill page's per-step loss curve
+    assert len(steps) >= 5 and run.epochs[0]["loss"] == pytest.approx(np.mean(steps), abs=1e-3)
+    figure = charts.training_figure(run.epochs)
+    assert len(next(t for t in figure.data if t.name == "loss (each step)").x) == len(steps)
+    assert (store.path.parent / "models" / "trec" / f"run-{run_id}" / "model.safetensors").is_file()
     predictions = store.predictions(run_id)
     assert len(predictions) == 200
     assert all(0 < p.confidence <= 1 for p in predictions)

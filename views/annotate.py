@@ -4,32 +4,43 @@ import pandas as pd
 import streamlit as st
 
 from candist_core import charts
+from candist_core.conformal import conformal_annotate, min_calibration
 from candist_core.metrics import teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
 from candist_core.teacher import TeacherConfig, annotate_project, make_teacher, plan_annotation
-from views.common import registry, require_project, show_job
+from views.common import registry, require_project, show_job, show_quality
 
 PRICE_HELP = ("For the cost estimate only. The default is gpt-4o-mini's list price; set 0 "
               "for your own server.")
 store, project = require_project()
 st.title("Annotate")
+show_quality(store, project)
 key = f"annotate:{project.id}"
 job = registry().get(key)
 
 teacher_kind = st.radio("Teacher", ["offline", "openai"], horizontal=True,
                         format_func=lambda k: {"offline": "Offline (no key, no internet)",
                                                "openai": "OpenAI-compatible LLM"}[k])
-c1, c2, c3 = st.columns(3)
+c1, c2, c3 = st.columns([2, 1, 1])
 strategy = c1.selectbox("Strategy", STRATEGIES, index=STRATEGIES.index("ca_add"),
                         format_func=lambda s: {"sa": "SA: one label", "ca_add":
                                                "CA_add: label + doubtful alternatives",
                                                "ca_all": "CA_all: every possible label",
                                                "sc": "SC: K samples, top-k",
-                                               "select": "Select: LLM picks from its set"}[s])
+                                               "select": "Select: LLM picks from its set"}[s],
+                        help="What the teacher returns per text. SA (single answer): its one "
+                             "best label. CA (candidate annotation): a set of labels: "
+                             "CA_add adds the alternatives it doubts between, CA_all every "
+                             "label it finds possible (larger sets, more often holding the "
+                             "right label). SC (self-consistency, LLM only): K replies, the "
+                             "top-k most frequent. Select (LLM only): the LLM picks one label "
+                             "from its own set. The student learns from the sets.")
 total = store.count_samples(project.id)
 limit = c2.number_input("Samples (first N)", min_value=1, max_value=max(total, 1),
-                        value=max(total, 1))
+                        value=max(total, 1),
+                        help="Annotate only the first N texts of the project (in import "
+                             "order), e.g. to try a paid LLM on a few before all.")
 settings = {}
 d = TeacherConfig()
 base_url = model = api_key = None
@@ -58,9 +69,14 @@ try:
 except CandistError as exc:
     st.error(str(exc))
     st.stop()
-st.caption(f"Plan: {plan['samples']} samples, {plan['requests']} requests, "
-           f"~{plan['prompt_tokens']:,} prompt + ~{plan['completion_tokens']:,} completion "
-           f"tokens, ~${plan['cost']:.4f}. Replies already paid for are re-used.")
+if teacher_kind == "offline":
+    st.caption(f"Plan: {plan['samples']} samples, ranked on this machine by a small "
+               f"sentence encoder: no requests, no cost.")
+else:
+    st.caption(f"Plan: {plan['samples']} samples, {plan['requests']} requests, "
+               f"~{plan['prompt_tokens']:,} prompt + ~{plan['completion_tokens']:,} "
+               f"completion tokens, ~${plan['cost']:.4f}. Replies already paid for are "
+               f"re-used.")
 
 if st.button("Start annotation", type="primary", disabled=bool(job and job.running)):
     try:
@@ -78,7 +94,30 @@ if job and job.status in ("done", "cancelled") and job.result is not None:
 run = store.latest_teacher_run(project.id)
 if run is None:
     st.stop()
-st.subheader(f"Latest run #{run.id}: {run.teacher} / {run.model} / {run.strategy}")
+with st.expander("Conformal candidate sets: sets that hold the right label as often as you "
+                 "ask, calibrated on your audit"):
+    st.caption("Split conformal prediction: from the teacher's scores for the right label of "
+               "each audited text (Review page, Audit mode), pick the score threshold that "
+               "keeps the right label in at least the target share of the sets, with a "
+               "finite-sample guarantee. The new sets come from the scores already stored: "
+               "no new LLM requests. They become a new teacher run; earlier runs are kept.")
+    audited = store.audit_status(project.id)["labeled"]
+    target = st.slider("Target coverage", 0.5, 0.99, 0.9, 0.01,
+                       help="The share of texts whose candidate set should hold the right "
+                            "label. Higher targets give larger sets.")
+    need = min_calibration(target)
+    st.caption(f"{audited} audited texts; {need} or more are needed at this target.")
+    if st.button("Build conformal sets", disabled=audited < need):
+        try:
+            with st.spinner("Scoring every text and calibrating..."):
+                result = conformal_annotate(store, project.id, coverage=target)
+            st.success(result.describe())
+            run = store.latest_teacher_run(project.id)
+        except CandistError as exc:
+            st.error(str(exc))
+run_number = len(store.teacher_runs(project.id))
+st.subheader(f"Latest run (run {run_number} of this project): {run.teacher} / {run.model} "
+             f"/ {run.strategy}")
 labels = store.label_schema(project.id).names
 
 
@@ -93,19 +132,31 @@ def run_overview(run_id: int, version: tuple) -> tuple[dict, list]:
 metrics, sets = run_overview(run.id, (str(store.path), run.use_order, run.status,
                                        run.finished, tuple(labels)))
 m = st.columns(5)
-m[0].metric("Annotated", metrics["annotated"])
-m[1].metric("Mean #labels", f"{metrics['mean_labels']:.2f}" if metrics["mean_labels"] else "-")
+m[0].metric("Annotated", metrics["annotated"], help="Texts with a candidate set.")
+m[1].metric("Mean #labels", f"{metrics['mean_labels']:.2f}" if metrics["mean_labels"] else "-",
+            help="Average size of a candidate set: how often the teacher hesitates.")
 m[2].metric("Coverage (1-α)", f"{metrics['coverage']:.1%}" if metrics["coverage"] is not None
-            else "no gold")
+            else "no gold",
+            help="Share of the texts with a gold label whose candidate set contains it "
+                 "(1 minus the miss rate α). Higher sets miss fewer true labels.")
 m[3].metric("SA accuracy", f"{metrics['sa_accuracy']:.1%}"
-            if metrics["sa_accuracy"] is not None else "no gold")
-m[4].metric("Invalid replies", f"{metrics['invalid_rate']:.1%}")
+            if metrics["sa_accuracy"] is not None else "no gold",
+            help="Single-answer accuracy: how often the teacher's first label equals the gold "
+                 "label.")
+m[4].metric("Invalid replies", f"{metrics['invalid_rate']:.1%}",
+            help="Replies that named no valid label (an LLM answering off the list).")
 tab1, tab2, tab3, tab4 = st.tabs(["Set sizes", "Labels", "Co-occurrence", "Errors"])
 tab1.plotly_chart(charts.set_size_figure(sets), width="stretch")
 tab2.plotly_chart(charts.label_frequency_figure(sets, labels), width="stretch")
 tab3.plotly_chart(charts.cooccurrence_figure(sets, labels), width="stretch")
 if metrics["per_class"]:
-    tab2.dataframe(pd.DataFrame(metrics["per_class"]), width="stretch")
+    per_class = pd.DataFrame(metrics["per_class"])
+    tab2.dataframe(per_class.round(3), width="stretch", hide_index=True)
+    if "beta" in per_class.columns:
+        tab2.caption("Per gold label: n texts; coverage: share whose set holds the gold "
+                     "label; β: how much the sets narrow it down, (labels − set size) / "
+                     "(labels − 1): 1 for one-label sets, 0 when every label is kept; f1: "
+                     "the balance of coverage and β.")
 errors = store.annotations(run.id, errors_only=True) if metrics["errors"] else []
 if errors:
     tab4.dataframe(pd.DataFrame([{"id": e.ext_id, "kind": e.error_kind, "error": e.error,

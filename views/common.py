@@ -5,6 +5,7 @@ import time
 
 import streamlit as st
 
+from candist_core.audit import ESTIMATES, quality_report
 from candist_core.jobs import Job, JobRegistry
 from candist_core.records import Project
 from candist_core.session import db_path, open_store
@@ -26,17 +27,26 @@ def get_store() -> Store:
 
 
 def current_project(store: Store) -> Project | None:
-    """The project chosen in the sidebar (kept in session state across pages)."""
+    """The project chosen in the sidebar, kept in session state across pages and in the
+    URL (``?project=name``), so a reload or a shared link opens the same project."""
     projects = store.list_projects()
     if not projects:
         st.sidebar.info("No project yet: create one on the Home page.")
         return None
     names = [p.name for p in projects]
-    chosen = st.session_state.get("project")
-    index = names.index(chosen) if chosen in names else 0
-    name = st.sidebar.selectbox("Project", names, index=index, key="project_select")
-    st.session_state["project"] = name
+    chosen = st.session_state.get("project") or st.query_params.get("project")
+    if chosen not in names:
+        chosen = names[0]
+    st.session_state["project"] = chosen
+    st.session_state["project_select"] = chosen
+    name = st.sidebar.selectbox("Project", names, key="project_select", on_change=_choose,
+                                help="Kept in the page address: bookmark or share it.")
+    st.query_params["project"] = name
     return projects[names.index(name)]
+
+
+def _choose() -> None:
+    st.session_state["project"] = st.session_state["project_select"]
 
 
 def require_project() -> tuple[Store, Project]:
@@ -57,9 +67,13 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
     def panel() -> None:
         if job.running:
             frac = job.done / job.total if job.total else 0.0
-            eta = job.eta_seconds()
-            st.progress(frac, text=f"{job.name}: {job.done}/{job.total} {unit}"
+            tracker = job.stats.get("progress")   # named stages and a steady ETA, if any
+            eta = tracker.eta_seconds() if tracker is not None else job.eta_seconds()
+            done = (f"{job.done}/{job.total} {unit}" if job.total else "starting")
+            st.progress(frac, text=f"{job.name}: {done}"
                         + (f", about {eta:.0f} s left" if eta is not None else ""))
+            if tracker is not None:
+                st.caption(f"Now: {tracker.stage}")
             stats = job.stats
             if stats.get("prompt_tokens") or stats.get("errors"):
                 st.caption(f"tokens {stats.get('prompt_tokens', 0)} in / "
@@ -77,3 +91,17 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
                 st.rerun(scope="app")
 
     panel()
+
+
+def show_quality(store: Store, project: Project, *, estimates: bool = True) -> None:
+    """The teacher quality gate (a warning), or how to measure quality when it is unknown,
+    then the audit's estimates with their 95% intervals (candist_core.audit)."""
+    report = quality_report(store, project.id)
+    if report.gate:
+        st.warning(report.gate, icon=":material/warning:")
+    elif report.hint:
+        st.info(report.hint, icon=":material/help:")
+    if estimates and report.sentences:
+        st.caption("Measured on the audit (texts drawn at random and labelled blind), 95% "
+                   "Wilson intervals: " + "; ".join(report.sentences[k] for k in ESTIMATES
+                                                    if k in report.sentences) + ".")

@@ -1,58 +1,133 @@
-"""Data: upload a CSV, JSONL or Parquet file, map its columns, check it, import it."""
+"""Data: import a CSV, JSONL or Parquet file (map its columns, check, import), and browse
+the project's texts with full-text search and filters."""
+import json
+
+import pandas as pd
 import streamlit as st
 
 from candist_core.importing import (ImportOptions, file_format, import_csv, plan_import,
                                     read_table)
 from candist_core.records import CandistError
+from candist_core.store import SOURCES
 from views.common import require_project
 
 store, project = require_project()
 st.title("Data")
-st.caption(f"{store.count_samples(project.id)} samples in the project.")
-upload = st.file_uploader("File of texts (CSV, JSONL or Parquet)",
-                          type=["csv", "tsv", "txt", "jsonl", "ndjson", "parquet"])
-if upload is None:
-    st.stop()
-fmt = file_format(upload.name)
-delimiter, encoding = ",", "auto (UTF-8)"
-if fmt == "csv":
-    delimiter = st.selectbox("Delimiter", [",", ";", "\t", "|"],
-                             format_func=lambda d: {"\t": "tab"}.get(d, d))
-if fmt != "parquet":
-    encoding = st.selectbox("Encoding", ["auto (UTF-8)", "cp1252", "latin-1", "utf-16"])
-data = upload.getvalue()
-try:
-    frame, _ = read_table(data, name=upload.name, options=ImportOptions(
-        text_col=None, delimiter=delimiter,
-        encoding=None if encoding.startswith("auto") else encoding))
-except CandistError as exc:
-    st.error(str(exc))
-    st.stop()
-columns = list(frame.columns)
-st.dataframe(frame.head(20), width="stretch")
-c1, c2, c3 = st.columns(3)
-text_col = c1.selectbox("Text column", columns,
-                        index=columns.index("text") if "text" in columns else 0)
-none = "(none)"
-gold_col = c2.selectbox("Gold label column (optional)", [none] + columns,
-                        index=(columns.index("label") + 1) if "label" in columns else 0)
-id_col = c3.selectbox("Id column (optional)", [none] + columns,
-                      index=(columns.index("id") + 1) if "id" in columns else 0)
-options = ImportOptions(text_col=text_col, gold_col=None if gold_col == none else gold_col,
-                        id_col=None if id_col == none else id_col, delimiter=delimiter,
-                        encoding=None if encoding.startswith("auto") else encoding)
-plan = plan_import(frame, store.label_schema(project.id), options=options,
-                   existing_ids=store.existing_ext_ids(project.id))
-st.write(f"{len(plan.rows)} new row(s) of {plan.report.rows}; "
-         f"{plan.report.already_present} already in the project.")
-for line in plan.report.messages():
-    st.warning(line)
-if st.button("Import", type="primary", disabled=not plan.rows):
-    bar = st.progress(0.0, text="Importing")
+total = store.count_samples(project.id)
+st.caption(f"{total} samples in the project.")
+flash = st.session_state.pop("data_flash", None)
+if flash:
+    st.success(flash)
+labels = store.label_schema(project.id).names
+PAGE_SIZE = 50
+
+
+def import_section() -> None:
+    upload = st.file_uploader("File of texts (CSV, JSONL or Parquet)",
+                              type=["csv", "tsv", "txt", "jsonl", "ndjson", "parquet"])
+    if upload is None:
+        return
+    fmt = file_format(upload.name)
+    delimiter, encoding = ",", "auto (UTF-8)"
+    if fmt == "csv":
+        delimiter = st.selectbox("Delimiter", [",", ";", "\t", "|"],
+                                 format_func=lambda d: {"\t": "tab"}.get(d, d))
+    if fmt != "parquet":
+        encoding = st.selectbox("Encoding", ["auto (UTF-8)", "cp1252", "latin-1", "utf-16"],
+                                help="The character encoding of the file; UTF-8 (with or "
+                                     "without BOM) is read automatically.")
+    data = upload.getvalue()
     try:
-        report = import_csv(store, project.id, data, options=options, name=upload.name)
+        frame, _ = read_table(data, name=upload.name, options=ImportOptions(
+            text_col=None, delimiter=delimiter,
+            encoding=None if encoding.startswith("auto") else encoding))
     except CandistError as exc:
         st.error(str(exc))
-    else:
-        bar.progress(1.0, text="Imported")
-        st.success(f"Imported {report.imported} rows.")
+        return
+    columns = list(frame.columns)
+    st.dataframe(frame.head(20), width="stretch")
+    c1, c2, c3 = st.columns(3)
+    text_col = c1.selectbox("Text column", columns,
+                            index=columns.index("text") if "text" in columns else 0)
+    none = "(none)"
+    gold_col = c2.selectbox("Gold label column (optional)", [none] + columns,
+                            index=(columns.index("label") + 1) if "label" in columns else 0,
+                            help="Known correct labels, if the file has them: used only to "
+                                 "measure the teacher's and the student's accuracy.")
+    id_col = c3.selectbox("Id column (optional)", [none] + columns,
+                          index=(columns.index("id") + 1) if "id" in columns else 0,
+                          help="Without one, ids are derived from the text, so importing "
+                               "the same file twice adds nothing.")
+    options = ImportOptions(text_col=text_col, gold_col=None if gold_col == none else gold_col,
+                            id_col=None if id_col == none else id_col, delimiter=delimiter,
+                            encoding=None if encoding.startswith("auto") else encoding)
+    plan = plan_import(frame, store.label_schema(project.id), options=options,
+                       existing_ids=store.existing_ext_ids(project.id))
+    st.write(f"{len(plan.rows)} new row(s) of {plan.report.rows}; "
+             f"{plan.report.already_present} already in the project.")
+    for line in plan.report.messages():
+        st.warning(line)
+    if st.button("Import", type="primary", disabled=not plan.rows):
+        try:
+            with st.spinner("Importing"):
+                report = import_csv(store, project.id, data, options=options,
+                                    name=upload.name)
+        except CandistError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["data_flash"] = f"Imported {report.imported} rows."
+            st.rerun()   # the counts above and the table below include them
+
+
+with st.expander("Import a file", expanded=total == 0):
+    import_section()
+if total == 0:
+    st.stop()
+
+st.subheader("Texts")
+ANY = "(any)"
+SOURCE_NAMES = {"human": "human decision", "student": "student prediction",
+                "teacher": "teacher's first label", "none": "no label yet"}
+search = st.text_input("Search the texts", placeholder="words that must all occur",
+                       help="Full-text search: every word must occur in the text (the last "
+                            "one may be the start of a word); case and accents are ignored.")
+f1, f2, f3, f4 = st.columns(4)
+label = f1.selectbox("Label", [ANY] + labels,
+                     help="The label the export would give: a human decision, else the "
+                          "student's prediction, else the teacher's first label.")
+source = f2.selectbox("Label source", [ANY, *SOURCES],
+                      format_func=lambda s: SOURCE_NAMES.get(s, s),
+                      help="Where that label comes from.")
+decided = f3.selectbox("Reviewed", [ANY, "yes", "no"],
+                       help="Whether a person has decided on the text (a label or a skip).")
+set_size = f4.selectbox("Candidate-set size", [ANY, *range(len(labels) + 1)],
+                        help="How many labels the teacher kept as possible for the text "
+                             "(0: not annotated yet; more than 1: ambiguous).")
+filters = {"search": search or None, "label": None if label == ANY else label,
+           "source": None if source == ANY else source,
+           "decided": None if decided == ANY else decided == "yes",
+           "set_size": None if set_size == ANY else int(set_size)}
+matched = store.count_browse(project.id, **filters)
+pages = max(1, -(-matched // PAGE_SIZE))
+p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
+page = p2.number_input(f"Page (of {pages})", 1, pages, 1, key=f"data-page-{filters}")
+p1.caption(f"{matched} of {total} texts match.")
+rows = store.browse_samples(project.id, **filters, limit=PAGE_SIZE,
+                               offset=(int(page) - 1) * PAGE_SIZE)
+if rows:
+    table = pd.DataFrame(rows).fillna("")
+    table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_order=["id", "text", "label", "source", "candidates", "decision",
+                               "gold"],
+                 column_config={
+                     "id": st.column_config.TextColumn("id", width=60),
+                     "text": st.column_config.TextColumn("text", width="large"),
+                     "source": st.column_config.TextColumn(
+                         "source", help="human, student, teacher or none"),
+                     "candidates": st.column_config.TextColumn(
+                         "candidates", help="The teacher's candidate set"),
+                     "decision": st.column_config.TextColumn(
+                         "decision", help="The current human decision: label or skip"),
+                     "gold": st.column_config.TextColumn(
+                         "gold", help="The known correct label, when imported")})

@@ -1,15 +1,25 @@
-"""Distill: train the student in the background and watch its curves."""
+"""Distill: train the student in the background, with an estimate before it starts, named
+stages and a steady ETA while it runs, and its curves and accuracy after."""
+from pathlib import Path
+
 import streamlit as st
 
 from candist_core import charts
 from candist_core.distill import distill_project, fail_interrupted_runs
 from candist_core.encoder import device_description, pick_device
+from candist_core.metrics import student_run_metrics
+from candist_core.model_dir import zip_bytes
+from candist_core.progress import DistillProgress, estimate_distillation, timed_runs
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
-from views.common import registry, require_project, show_job
+from views.common import registry, require_project, show_job, show_quality
 
 store, project = require_project()
 st.title("Distill")
+st.caption("Train a small, fast model (the student) on the teacher's candidate sets and your "
+           "review decisions. Its predictions label every text the export gives no human "
+           "label to, and rank the Review queue.")
+show_quality(store, project)
 key = f"distill:{project.id}"
 job = registry().get(key)
 # A run left 'running' by a server that was killed is marked failed, and said so.
@@ -18,36 +28,71 @@ latest = next(iter(store.student_runs(project.id)), None)
 if latest and latest.status == "failed" and not (job and job.running):
     st.warning(f"Run #{latest.id} ({latest.method}) failed: {latest.error}")
 d = StudentConfig()
-st.caption(f"Device: {device_description(pick_device('auto'))}")
+device = pick_device("auto")
+st.caption(f"Device: {device_description(device)}")
 c1, c2, c3 = st.columns(3)
 METHOD_NAMES = {"candist": "CanDist (Distribution Refinery)",
                 "sa": "Single-label distillation", "uniform": "Uniform over candidates"}
-method = c1.selectbox("Method", METHODS, format_func=lambda m: METHOD_NAMES.get(m, m))
-epochs = c2.number_input("Epochs", 1, 50, d.epochs)
-lr = c3.number_input("Learning rate", 1e-6, 1e-3, d.lr, format="%.6f")
+method = c1.selectbox(
+    "Method", METHODS, format_func=lambda m: METHOD_NAMES.get(m, m),
+    help="CanDist: learns from the whole candidate set and, epoch by epoch, shifts weight to "
+         "the labels the student itself finds likely (recommended). Single-label: only the "
+         "teacher's first label. Uniform: every candidate counts the same.")
+epochs = c2.number_input("Epochs", 1, 50, d.epochs,
+                         help="Passes over all texts. More can help, each takes about as "
+                              "long as the first; the best epoch is kept.")
+lr = c3.number_input("Learning rate", 1e-6, 1e-3, d.lr, format="%.6f",
+                     help="How big each training step is. The default suits MiniLM.")
 with st.expander("More settings"):
     a1, a2, a3, a4 = st.columns(4)
-    batch_size = a1.number_input("Batch size", 1, 256, d.batch_size)
-    delta = a2.slider("delta (small-loss share)", 0.1, 0.9, d.delta)
-    tau = a3.slider("tau (high confidence)", 0.5, 1.0, d.tau)
-    gamma = a4.slider("gamma (sharpening)", 0.5, 1.0, d.gamma)
-    model = st.text_input("Model directory (empty: all-MiniLM-L6-v2)", value="")
+    batch_size = a1.number_input("Batch size", 1, 256, d.batch_size,
+                                 help="Texts per training step. Larger is faster on a GPU "
+                                      "and needs more memory.")
+    delta = a2.slider("delta (small-loss share)", 0.1, 0.9, d.delta,
+                      help="Share of the texts outside their candidate set that count as "
+                           "'easy' (smallest loss) each epoch; the student's own label is "
+                           "trusted for them (the |D_sl| curve).")
+    tau = a3.slider("tau (high confidence)", 0.5, 1.0, d.tau,
+                    help="Probability above which the student's prediction is trusted as "
+                         "confident (the |D_hc| curve).")
+    gamma = a4.slider("gamma (sharpening)", 0.5, 1.0, d.gamma,
+                      help="How strongly the targets inside a candidate set are sharpened "
+                           "towards the student's favourite: 1 keeps them as they are, "
+                           "lower sharpens more.")
+    model = st.text_input("Model directory (empty: all-MiniLM-L6-v2)", value="",
+                          help="A local Hugging Face encoder folder; empty uses the bundled "
+                               "all-MiniLM-L6-v2 (small, runs on a laptop).")
     head_init = st.selectbox(
         "Classifier head starts", HEAD_INITS, format_func=lambda h: {
             "auto": f"auto (prototypes under {d.prototypes_below:g} samples a class, "
                     "else random)",
             "random": "random",
-            "prototypes": "at the class prototypes of the candidate sets"}[h])
+            "prototypes": "at the class prototypes of the candidate sets"}[h],
+        help="Where the final layer that maps a text to a label starts. Prototypes: at the "
+             "average embedding of each label's texts, which learns far faster from few "
+             "texts per label; random needs many.")
 config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        batch_size=int(batch_size), delta=delta, tau=tau, gamma=gamma,
                        model=model or None, head_init=head_init)
+texts = store.count_samples(project.id)
+estimate = estimate_distillation(timed_runs(store), texts=texts, epochs=int(epochs),
+                                 device=device.type)
+if not (job and job.running):
+    st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}.")
 if st.button("Start distillation", type="primary", disabled=bool(job and job.running)):
     def work(j):
+        tracker = DistillProgress(epochs=config.epochs, estimate=estimate.seconds)
+        j.stats = {"progress": tracker}
+
         def on_epoch(m):
+            tracker.on_epoch(m)
             j.history.append(m)
+
+        def on_step(done, total):
+            tracker.on_step(done, total)
+            j.progress(done, total)
         return distill_project(store, project.id, config, on_epoch=on_epoch,
-                               on_step=lambda done, total: j.progress(done, total),
-                               cancel=j.cancel)
+                               on_step=on_step, cancel=j.cancel)
     try:
         job = registry().start(key, "Distillation", work)
     except CandistError as exc:
@@ -63,12 +108,46 @@ def curves() -> None:
         epochs_seen = run.epochs if run else None
     if epochs_seen:
         st.plotly_chart(charts.training_figure(epochs_seen), width="stretch")
+        st.caption(
+            "loss: the training loss, lower is better over a run; for candist it is measured "
+            "against targets built from the student's own predictions over each candidate "
+            "set, which sharpen as it learns, so it can rise within an epoch while the "
+            "labels improve. Selection score: how the best epoch "
+            "is picked without gold labels: accuracy on held-out human decisions when there "
+            "are 20 or more, else how often the student's label falls in the teacher's set "
+            "on a held-back 10 % of texts. |D_out|: texts whose student label is outside "
+            "their candidate set; |D_sl|: of those, the small-loss ones whose label is "
+            "trusted; |D_hc|: texts predicted with high confidence (above tau).")
 
 
 curves()
+done = store.latest_student_run(project.id)
+if done is not None:
+    m = student_run_metrics(store, done)
+    q1, q2, q3 = st.columns(3)
+    q1.metric("Accuracy vs gold labels",
+              f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
+              help="Share of the texts with an imported gold label that the latest "
+                   "finished student labels correctly.")
+    q2.metric("Agreement with your decisions (trained on)",
+              f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else
+              "no decisions", help="Share of your review labels the student also predicts "
+                                   "(it trained on them, so this is optimistic).")
+    q3.metric("Best epoch", m["best_epoch"] or "-",
+              help="The epoch whose weights were kept (highest selection score).")
+    if done.checkpoint and Path(done.checkpoint).is_dir():
+        d1, d2 = st.columns([1, 2])
+        d1.download_button("Download this student (zip)", lambda: zip_bytes(done.checkpoint),
+                           file_name=f"{project.name}-student.zip", mime="application/zip",
+                           help="A standard transformers model folder with a model card: "
+                                "load it with pipeline('text-classification', model=FOLDER, "
+                                "trust_remote_code=True).")
+        with d2:
+            st.page_link("views/predict.py", label="Label new files with it on the Predict page")
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
-    st.dataframe([{"run": r.id, "method": r.method, "status": r.status,
+    st.dataframe([{"run": n, "method": r.method, "status": r.status,
                    "epochs": len(r.epochs), "best epoch": r.best_epoch, "error": r.error}
-                  for r in runs], width="stretch")
+                  for n, r in zip(range(len(runs), 0, -1), runs)], width="stretch",
+                 hide_index=True)

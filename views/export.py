@@ -1,21 +1,27 @@
 """Export: choose the label policy, threshold and format, preview, download the labels."""
-import json
-
+import pandas as pd
 import streamlit as st
 
-from candist_core.exporting import (ExportOptions, export_bytes, export_csv_text, export_preview,
-                                    export_summary)
+from candist_core.exporting import ExportOptions, export_bytes, export_preview
 from candist_core.records import CandistError
-from views.common import require_project
+from candist_core.reports import export_counts, quality_estimate
+from views.common import require_project, show_quality
 
 store, project = require_project()
 st.title("Export")
+show_quality(store, project)
 policies = {"Human, then student, then teacher": ("human", "student", "teacher"),
             "Human, then teacher": ("human", "teacher"),
             "Human only": ("human",)}
-policy = st.selectbox("Label policy", list(policies))
+policy = st.selectbox("Label policy", list(policies),
+                      help="Which label each text gets: the first source in this order that "
+                           "has one. Human: your review decisions; student: the distilled "
+                           "model's prediction; teacher: the first label of its candidate "
+                           "set.")
 c1, c2 = st.columns(2)
-threshold = c1.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05)
+threshold = c1.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05,
+                      help="Student or teacher labels less sure than this are not used. "
+                           "Human labels are always kept.")
 below = c2.radio("Rows below it", ["blank", "drop"], horizontal=True,
                  format_func={"blank": "keep them unlabeled", "drop": "leave them out"}.get)
 try:
@@ -23,22 +29,39 @@ try:
 except CandistError as exc:
     st.error(str(exc))
     st.stop()
-summary = export_summary(store, project.id, options=options)
+summary, by_label = export_counts(store, project.id, options=options)
 counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.sources.items()))
 st.write(f"{summary.rows} rows - label sources {counts or 'none'}.")
+s1, s2 = st.columns(2)
+s1.dataframe(pd.DataFrame([{"label": k or "(no label)", "rows": v}
+                           for k, v in by_label.most_common()]),
+             hide_index=True, width="stretch")
+s2.dataframe(pd.DataFrame([{"label source": k, "rows": v}
+                           for k, v in sorted(summary.sources.items())]),
+             hide_index=True, width="stretch")
+quality = quality_estimate(store, project.id)
+if quality is not None:
+    parts = []
+    if quality["gold_accuracy"] is not None:
+        parts.append(f"{quality['gold_accuracy']:.1%} accuracy vs the imported gold labels")
+    if quality["human_accuracy"] is not None:
+        parts.append(f"{quality['human_accuracy']:.1%} on held-out human decisions")
+    elif quality["selection_score"] is not None and quality["validation"] != "human":
+        parts.append(f"{quality['selection_score']:.1%} of held-back texts labelled inside "
+                     f"the teacher's candidate set")
+    if parts:
+        st.caption(f"Quality estimate of the student labels (best epoch "
+                   f"{quality['best_epoch']}): " + "; ".join(parts) + ".")
 FORMATS = {"csv": ("CSV (spreadsheets; formula cells neutralised)", "text/csv"),
            "jsonl": ("JSONL (one JSON object a line: Prodigy, Argilla)", "application/jsonl"),
            "parquet": ("Parquet (pandas, Hugging Face datasets; the candidates as a list)",
                        "application/vnd.apache.parquet")}
 fmt = st.radio("Format", list(FORMATS), horizontal=True, format_func=lambda f: FORMATS[f][0])
-st.caption("The first 20 rows:")
-if fmt == "csv":
-    st.code(export_csv_text(store, project.id, options=options, limit=20), language=None)
-elif fmt == "jsonl":
-    st.code("\n".join(json.dumps(r, ensure_ascii=False) for r in
-                      export_preview(store, project.id, options=options)), language="json")
-else:
-    st.dataframe(export_preview(store, project.id, options=options), width="stretch")
+st.caption("The first 20 rows (the same columns in every format):")
+st.dataframe(pd.DataFrame(export_preview(store, project.id, options=options)),
+             hide_index=True, width="stretch",
+             column_config={"text": st.column_config.TextColumn(width="large"),
+                            "confidence": st.column_config.NumberColumn(format="%.3f")})
 # The whole file is built only when the button is pressed.
 st.download_button(f"Download cleaned {fmt.upper() if fmt != 'parquet' else 'Parquet'}",
                    lambda: export_bytes(store, project.id, fmt=fmt, options=options),

@@ -4,6 +4,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from candist_core.keys import KEY_POOL, assign_keys, check_keys
 from candist_core.records import CandistError
 from candist_core.schema import build_schema, check_replacement, read_schema, schema_to_dict
 from views.common import require_project
@@ -13,10 +14,23 @@ st.title("Labels")
 schema = store.label_schema(project.id)
 in_use = store.labels_in_use(project.id)
 
+keys = assign_keys(schema.names, store.label_keys(project.id))
 task = st.text_area("Task description (shown to the LLM)", value=schema.task)
 table = pd.DataFrame({"name": [l.name for l in schema.labels],
-                      "description": [l.description for l in schema.labels]})
-edited = st.data_editor(table, num_rows="dynamic", width="stretch", key="labels_editor")
+                      "description": [l.description for l in schema.labels],
+                      "key": [keys[l.name] or "" for l in schema.labels]})
+edited = st.data_editor(table, num_rows="dynamic", width="stretch", key="labels_editor",
+                        column_config={
+                            "description": st.column_config.TextColumn(
+                                width="large", help="What the label means; the teacher ranks the labels "
+                                     "against 'name: description'."),
+                            "key": st.column_config.TextColumn(
+                                "review key", max_chars=1, width="small",
+                                help="The key that picks this label on the Review page, the "
+                                     "same on every text: a digit 1-9 or a letter (s and u "
+                                     "are skip and undo). Empty: the next free key.")})
+st.caption(f"{len(KEY_POOL)} keys available; labels beyond them are picked by typing their "
+           f"name on the Review page.")
 confirm = False
 if in_use:
     st.caption(f"{len(in_use)} label(s) are used by annotations, decisions or predictions.")
@@ -28,7 +42,10 @@ if st.button("Save labels", type="primary"):
         new = build_schema(task, [{"name": r["name"], "description": r["description"]}
                                   for r in rows if str(r["name"]).strip()])
         check_replacement(in_use, new, confirmed=confirm)
+        chosen = check_keys({str(r["name"]).strip(): str(r.get("key") or "")
+                             for r in rows if str(r["name"]).strip()})
         store.replace_labels(project.id, new)
+        store.set_label_keys(project.id, chosen)
         st.success(f"Saved {len(new.labels)} labels.")
     except CandistError as exc:
         st.error(str(exc))

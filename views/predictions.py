@@ -1,4 +1,6 @@
 """Predictions: the student's labels page by page, with agreement and confusion."""
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -29,11 +31,35 @@ page = c4.number_input("Page", 1, max(1, -(-total // page_size)), 1)
 rows = store.prediction_page(run.id, label=label, agreement=agreement, order=order,
                              limit=page_size, offset=(int(page) - 1) * page_size)
 st.caption(f"{total} predictions match.")
-table = pd.DataFrame(rows)
+table = pd.DataFrame(rows).fillna("")
+COLUMNS = {
+    "review": st.column_config.CheckboxColumn("review", width=75,
+                                              help="Tick to send the text to the Review queue"),
+    "sample_id": None,   # the store's row id: needed to send to review, never shown
+    "id": st.column_config.TextColumn("id", width=60),
+    "text": st.column_config.TextColumn("text", width=260),
+    "student": st.column_config.TextColumn("student", width=110,
+                                           help="The student's predicted label"),
+    "confidence": st.column_config.ProgressColumn(
+        "confidence", width=90, min_value=0.0, max_value=1.0, format="%.2f",
+        help="The student's probability for its label"),
+    "human": st.column_config.TextColumn("human", width=100,
+                                         help="Your review decision, if any"),
+    "teacher": st.column_config.TextColumn("teacher", width=100,
+                                           help="The teacher's first label"),
+    "candidates": st.column_config.TextColumn("candidates", width=120,
+                                              help="The teacher's candidate set"),
+    "outside_candidates": st.column_config.CheckboxColumn(
+        "outside", width=60, help="The student's label is not in the teacher's set"),
+}
 if not table.empty:
     table.insert(0, "review", False)
+    table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
+    table["outside_candidates"] = table["outside_candidates"].astype(bool)
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),
-                            hide_index=True, key=f"pred-{page}-{label}-{agreement}-{order}")
+                            hide_index=True, column_config=COLUMNS,
+                            column_order=[c for c in COLUMNS if COLUMNS[c] is not None],
+                            key=f"pred-{page}-{label}-{agreement}-{order}")
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):
         st.session_state["review_first"] = [int(c) for c in chosen]
@@ -41,7 +67,16 @@ if not table.empty:
         st.success("They will come first on the Review page.")
 summary = store.prediction_summary(run.id)
 st.subheader("Per class")
-st.dataframe(pd.DataFrame(summary["per_class"]), width="stretch")
+per_class = pd.DataFrame({"label": labels}).merge(
+    pd.DataFrame(summary["per_class"], columns=["label", "predicted", "mean_confidence",
+                                                "outside_candidates"]),
+    on="label", how="left").fillna({"predicted": 0, "outside_candidates": 0})
+st.dataframe(per_class, width="stretch", hide_index=True, column_config={
+    "predicted": st.column_config.NumberColumn(help="Texts the student gives this label"),
+    "mean_confidence": st.column_config.NumberColumn(
+        "mean confidence", format="%.3f", help="Its average probability on those texts"),
+    "outside_candidates": st.column_config.NumberColumn(
+        "outside candidates", help="Of those, texts where the teacher did not offer it")})
 if summary["human"]:
     st.plotly_chart(charts.confusion_figure(summary["human"], labels,
                                             title="Student vs human decisions"),

@@ -1,29 +1,127 @@
 """Review: the ambiguous samples, most ambiguous first; one keystroke per decision.
 
-Keys: 1-9 pick the n-th candidate, 0 opens "none of these", S skips, U undoes. Every
-decision is written to the database the moment it is made.
+Each label has one fixed key for the whole project (1-9, then letters; set on the Labels
+page) and one fixed place: the teacher's candidates are highlighted, never reordered.
+S skips, U undoes the last decision; any recent decision can be changed or undone from the
+history below. Every decision is written to the database the moment it is made.
 """
 import time
 
-import numpy as np
 import streamlit as st
 
-from candist_core.review import SIGNALS, candidate_buttons, decisions_per_minute, \
-    other_labels, rank_ambiguous
-from views.common import require_project
+from candist_core.keys import assign_keys
+from candist_core.review import SIGNALS, decisions_per_minute, label_buttons, rank_ambiguous
+from views.common import require_project, show_quality
 
 store, project = require_project()
 st.title("Review")
-labels = store.label_schema(project.id).names
-who = st.sidebar.text_input("Reviewer", value=st.session_state.get("reviewer", "reviewer"))
+schema = store.label_schema(project.id)
+labels = schema.names
+descriptions = {l.name: l.description for l in schema.labels}
+keys = assign_keys(labels, store.label_keys(project.id))
+who = st.sidebar.text_input("Reviewer", value=st.session_state.get("reviewer", "reviewer"),
+                            help="Your name in the audit trail. Undo and the history below "
+                                 "show only the decisions made under this name.")
 st.session_state["reviewer"] = who
+MODES = {"queue": "Queue: the texts most worth a look",
+         "audit": "Audit: random texts, labelled blind"}
+mode = st.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True, key="review_mode",
+                index=1 if st.query_params.get("mode") == "audit" else 0,
+                help="Queue: the texts where a human label changes the most, hardest first, "
+                     "with the teacher's candidates highlighted. Audit: a random sample you "
+                     "label without seeing the teacher or the student, so the app can measure "
+                     "how right its labels are.")
+st.query_params["mode"] = mode
+
+
+def audit_decide(sample_id: int, action: str, label: str | None = None) -> None:
+    store.record_decision(project.id, sample_id, action=action, label=label, who=who,
+                          audit=True)
+    st.session_state["flash"] = f"Saved: {label or 'skipped'}."
+
+
+def audit_search(sample_id: int, widget: str) -> None:
+    if st.session_state.get(widget):
+        audit_decide(sample_id, "label", st.session_state[widget])
+
+
+def audit_undo() -> None:
+    undone = store.undo_decision(project.id, who=who)
+    st.session_state["flash"] = "Undone." if undone is not None else "Nothing to undo."
+
+
+def audit_mode() -> None:
+    """Blind labels on a uniformly random, seeded sample: no candidates, no student, every
+    label offered with its fixed key. The quality estimates read only these."""
+    st.caption("An audit is a random sample of this project's texts that you label without "
+               "seeing the teacher's candidates or the student's guess. Because it is random "
+               "and blind, it measures how right the teacher, the student and the export "
+               "are (with 95% intervals, on Home, Annotate, Distill and Export). Audit labels "
+               "also count as human labels in the export and in training.")
+    flash_text = st.session_state.pop("flash", None)
+    if flash_text:
+        st.toast(flash_text)
+    show_quality(store, project)
+    status = store.audit_status(project.id)
+    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+    n = int(c1.number_input("Texts to draw", 10, 5000, 50, step=10,
+                            help="About 50 gives estimates within roughly ±14 points; 200 "
+                                 "within ±7. Drawing again adds new random texts and keeps "
+                                 "the ones already drawn."))
+    if c2.button(f"Draw {n} {'more ' if status['drawn'] else ''}random texts",
+                 type="secondary" if status["left"] else "primary"):
+        store.draw_audit(project.id, n)
+        st.rerun()
+    if not status["drawn"]:
+        return
+    st.progress((status["labeled"] + status["skipped"]) / status["drawn"],
+                text=f"{status['labeled']} of {status['drawn']} drawn texts audited"
+                     + (f", {status['skipped']} skipped" if status["skipped"] else ""))
+    todo = store.audit_queue(project.id, limit=1)
+    if not todo:
+        st.success("Every drawn text is audited. Draw more for narrower intervals.")
+        st.button("Undo last decision", shortcut="U", on_click=audit_undo)
+        return
+    sample = todo[0]
+    with st.container(border=True):
+        st.text(sample.text)  # plain text, never rendered as HTML or Markdown
+    buttons = label_buttons(labels, [], keys=keys)
+    with st.container(horizontal=True, key="audit-buttons"):
+        for b in buttons:
+            st.button(b["caption"], key=f"audit-{labels.index(b['label'])}", shortcut=b["key"],
+                      help=descriptions.get(b["label"]) or None, on_click=audit_decide,
+                      args=(sample.id, "label", b["label"]))
+    if len(buttons) < len(labels):
+        widget = f"audit-search-{sample.id}"
+        st.selectbox(f"Any of the {len(labels)} labels", labels, index=None, key=widget,
+                     placeholder="Type to search, Enter to pick", on_change=audit_search,
+                     args=(sample.id, widget))
+    with st.container(horizontal=True, key="audit-actions"):
+        st.button("Skip", shortcut="S", key="audit-skip", on_click=audit_decide,
+                  args=(sample.id, "skip"),
+                  help="Leave this text out of the audit (skips are not counted in the "
+                       "estimates).")
+        st.button("Undo last", shortcut="U", key="audit-undo", on_click=audit_undo,
+                  help="Undo your last decision.")
+
+
+if mode == "audit":
+    audit_mode()
+    st.stop()
 SIGNAL_NAMES = {"set_size": "Candidate-set size", "entropy": "Student entropy",
                 "disagreement": "Teacher/student disagreement",
                 "out_of_candidate": "Student outside the candidates",
                 "low_confidence": "Low confidence"}
+SIGNAL_HELP = ("Which texts come first. Candidate-set size: the teacher hesitated between "
+               "the most labels. Student entropy: the student's probabilities are the most "
+               "spread out. Teacher/student disagreement: their top labels differ. Student "
+               "outside the candidates: the student picks a label the teacher left out "
+               "(a likely teacher miss). Low confidence: the least sure prediction first.")
 c1, c2 = st.columns(2)
-signal = c1.selectbox("Order by", SIGNALS, format_func=SIGNAL_NAMES.get)
-label_filter = c2.selectbox("Only samples involving", ["(all labels)"] + labels)
+signal = c1.selectbox("Order by", SIGNALS, format_func=SIGNAL_NAMES.get, help=SIGNAL_HELP)
+label_filter = c2.selectbox("Only samples involving", ["(all labels)"] + labels,
+                            help="Keep the texts whose candidate set or student label "
+                                 "includes this label.")
 label = None if label_filter == "(all labels)" else label_filter
 
 
@@ -53,24 +151,78 @@ def decide(sample_id: int, action: str, label: str | None = None,
     store.record_decision(project.id, sample_id, action=action, label=label,
                           in_candidates=in_candidates, who=who)
     st.session_state["queue_pos"] += 1
-    st.session_state["none_open"] = False
     times.append(time.time())
     del times[:-30]
     st.session_state["flash"] = f"Saved: {label or 'skipped'}."
 
 
-def undo() -> None:
+def pick_searched(sample_id: int, widget: str, candidates: list[str]) -> None:
+    choice = st.session_state.get(widget)
+    if choice:
+        decide(sample_id, "label", choice, choice in candidates)
+
+
+def back_in_queue(sample_id: int) -> None:
+    """Show an undone sample next."""
+    ids = queue["ids"]
+    if sample_id in ids:
+        st.session_state["queue_pos"] = min(st.session_state["queue_pos"],
+                                            ids.index(sample_id))
+    else:
+        ids.insert(st.session_state["queue_pos"], sample_id)
+
+
+def undo_last() -> None:
     undone = store.undo_decision(project.id, who=who)
     if undone is None:
         st.session_state["flash"] = "Nothing to undo."
         return
-    ids = queue["ids"]
-    sid = undone.sample_id
-    if sid in ids:
-        st.session_state["queue_pos"] = min(st.session_state["queue_pos"], ids.index(sid))
-    else:
-        ids.insert(st.session_state["queue_pos"], sid)
+    back_in_queue(undone.sample_id)
     st.session_state["flash"] = "Undone."
+
+
+def undo_one(decision_id: int) -> None:
+    undone = store.undo_decision_id(project.id, decision_id, who=who)
+    if undone is not None:
+        if undone.sample_id not in store.current_decisions(project.id):
+            back_in_queue(undone.sample_id)
+        st.session_state["flash"] = "Undone."
+
+
+def change(sample_id: int, widget: str) -> None:
+    new = st.session_state.get(widget)
+    if new:
+        store.record_decision(project.id, sample_id, action="label", label=new,
+                              in_candidates=new in queue["candidates"].get(sample_id, []),
+                              who=who)
+        st.session_state["flash"] = f"Changed to {new}."
+
+
+def history() -> None:
+    """The reviewer's recent decisions: any can be changed or undone (all kept in the log)."""
+    shown = st.session_state.get("history_shown", 6)
+    recent = store.recent_decisions(project.id, who=who, limit=shown + 1)
+    more = len(recent) > shown
+    recent = recent[:shown]
+    if not recent:
+        return
+    st.subheader("Your recent decisions")
+    st.caption("Change a label or undo a decision here; the audit trail keeps every step.")
+    texts = {s.id: s.text for s in store.samples(project.id,
+                                                 ids=[d.sample_id for d in recent])}
+    for d in recent:
+        t, l, u = st.columns([6, 3, 1], vertical_alignment="center")
+        text = texts.get(d.sample_id, "")
+        t.text(text if len(text) <= 110 else text[:107] + "...")
+        widget = f"hist-{d.id}"
+        l.selectbox("Label", labels, key=widget, label_visibility="collapsed",
+                    index=labels.index(d.label) if d.label in labels else None,
+                    placeholder="skipped", on_change=change, args=(d.sample_id, widget))
+        u.button("Undo", key=f"undo-{d.id}", on_click=undo_one, args=(d.id,),
+                 help="Undo this decision; the text comes back into the queue.")
+    if more:
+        st.button("Show 20 older decisions", key="history-more", on_click=lambda: st.session_state
+                  .update(history_shown=shown + 20))
 
 
 # Skip samples decided elsewhere (another tab, another reviewer) since the queue was built.
@@ -80,14 +232,18 @@ while pos < len(queue["ids"]) and queue["ids"][pos] in current:
     pos += 1
 st.session_state["queue_pos"] = pos
 remaining = len(queue["ids"]) - pos
-done = len(current)
-st.caption(f"{remaining} to review in this queue - {done} decided in the project - "
-           f"{decisions_per_minute(times):.1f} decisions/minute")
+in_queue = len(queue["ids"])
+reviewed = sum(1 for i in queue["ids"] if i in current)
 if flash:
     st.toast(flash)
+st.progress(reviewed / in_queue if in_queue else 1.0,
+            text=f"{reviewed} of {in_queue} in this queue reviewed")
+st.caption(f"{len(current)} decided in the project - "
+           f"{decisions_per_minute(times):.1f} decisions/minute")
 if remaining <= 0:
     st.success("Nothing left to review with this signal and filter.")
-    st.button("Undo last decision", shortcut="U", on_click=undo)
+    st.button("Undo last decision", shortcut="U", on_click=undo_last)
+    history()
     st.stop()
 
 sample_id = queue["ids"][pos]
@@ -106,22 +262,29 @@ with st.container(border=True):
         why.append(f"the student says {top} ({probs[top]:.0%})"
                    + (", outside the teacher's candidates" if top not in candidates else ""))
     st.caption("Why here: " + "; ".join(why) + ".")
-buttons = candidate_buttons(candidates, probs)
-cols = st.columns(max(len(buttons), 1) + 3)
-for n, (name, caption) in enumerate(buttons[:9], start=1):
-    cols[n - 1].button(f"{caption}", key=f"cand-{n}", shortcut=str(n), type="primary",
-                       on_click=decide, args=(sample_id, "label", name, True))
-cols[-3].button("None of these", shortcut="0", key="none",
-                on_click=lambda: st.session_state.update(none_open=True))
-cols[-2].button("Skip", shortcut="S", key="skip", on_click=decide,
-                args=(sample_id, "skip"))
-cols[-1].button("Undo", shortcut="U", key="undo", on_click=undo)
-if st.session_state.get("none_open") or not candidates:
-    others = other_labels(candidates, labels)
-    choice = st.selectbox("Any other label", others, index=None, key=f"other-{sample_id}",
-                          placeholder="Type to search the labels")
-    if choice:
-        decide(sample_id, "label", choice, False)
-        st.rerun()
-progress = done / max(done + remaining, 1)
-st.progress(float(np.clip(progress, 0, 1)))
+buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)
+st.caption("Highlighted: the teacher's candidates"
+           + (" · the percentage is the student's probability" if probs else "")
+           + ". Each label keeps its key on every text"
+           + (f"; the {sum(k is None for k in keys.values())} labels past the first "
+              f"{sum(k is not None for k in keys.values())} have no key: type their name "
+              f"in the search below." if any(k is None for k in keys.values()) else ".")
+           )
+with st.container(horizontal=True, key="label-buttons"):
+    for b in buttons:
+        st.button(b["caption"], key=f"label-{labels.index(b['label'])}", shortcut=b["key"],
+                  type="primary" if b["candidate"] else "secondary",
+                  help=descriptions.get(b["label"]) or None, on_click=decide,
+                  args=(sample_id, "label", b["label"], b["candidate"]))
+if len(buttons) < len(labels) or not candidates:
+    widget = f"search-{sample_id}"
+    st.selectbox(f"Any of the {len(labels)} labels", labels, index=None, key=widget,
+                 placeholder="Type to search, Enter to pick", on_change=pick_searched,
+                 args=(sample_id, widget, candidates),
+                 help="Every label of the project, not only the teacher's candidates.")
+with st.container(horizontal=True, key="actions"):
+    st.button("Skip", shortcut="S", key="skip", on_click=decide, args=(sample_id, "skip"),
+              help="Leave this text without a label for now (recorded as a skip).")
+    st.button("Undo last", shortcut="U", key="undo", on_click=undo_last,
+              help="Undo your last decision and show that text again.")
+history()

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .audits import AuditsTable
+from .browse import SOURCES, SampleBrowser
 from .connection import SCHEMA_VERSION, Connection, now
 from .decisions import DecisionsTable
+from .label_keys import LabelKeysTable
 from .projects import ProjectsTable, SamplesTable, validate_project_name
 from .queries import PREDICTION_FILTERS, PREDICTION_ORDERS, Queries
 from .student_runs import StudentRunsTable
 from .teacher_runs import ReplyCacheTable, TeacherRunsTable
 
-__all__ = ["Store", "SCHEMA_VERSION", "PREDICTION_FILTERS", "PREDICTION_ORDERS",
+__all__ = ["Store", "SCHEMA_VERSION", "PREDICTION_FILTERS", "PREDICTION_ORDERS", "SOURCES",
            "validate_project_name", "now"]
 
 
 class Store(ProjectsTable, SamplesTable, TeacherRunsTable, ReplyCacheTable, DecisionsTable,
-            StudentRunsTable, Queries):
+            StudentRunsTable, Queries, LabelKeysTable, SampleBrowser, AuditsTable):
     """A CanDist database file. Open with ``Store(path)``; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0):

@@ -21,7 +21,6 @@ import sqlite_utils
 
 from ..records import ProjectError
 
-SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -132,7 +131,50 @@ MIGRATIONS: dict[int, str] = {
     2: """
     ALTER TABLE teacher_runs RENAME COLUMN updated TO use_order;
     """,
+    # The audit (issue 12): a uniformly random, seeded sample of texts labeled blind.
+    # decisions.audit marks the decisions made in the audit (the unbiased sample every
+    # quality estimate uses); audit_samples is the drawn sample in draw order.
+    3: """
+    ALTER TABLE decisions ADD COLUMN audit INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE audit_samples (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (project_id, sample_id),
+        UNIQUE (project_id, position)
+    );
+    """,
+    # The Data page's full-text search (an external-content FTS5 index over samples.text,
+    # kept in step by triggers) and the reviewer's fixed keys, one per label of a project
+    # (kept apart from ``labels`` so that replacing the labels keeps the keys of the names
+    # that stay).
+    4: """
+    CREATE VIRTUAL TABLE samples_fts USING fts5(
+        text, content='samples', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER samples_fts_insert AFTER INSERT ON samples BEGIN
+        INSERT INTO samples_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER samples_fts_delete AFTER DELETE ON samples BEGIN
+        INSERT INTO samples_fts(samples_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER samples_fts_update AFTER UPDATE OF text ON samples BEGIN
+        INSERT INTO samples_fts(samples_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO samples_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    INSERT INTO samples_fts(samples_fts) VALUES ('rebuild');
+    CREATE TABLE label_keys (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (project_id, label),
+        UNIQUE (project_id, key)
+    );
+    """,
 }
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def now() -> str:
@@ -210,7 +252,7 @@ class Connection:
                 raise ProjectError(
                     f"{self.path} was written by a newer CanDist Studio (schema "
                     f"{version} > {SCHEMA_VERSION}); upgrade the app to open it.")
-            for target in range(version + 1, SCHEMA_VERSION + 1):
+            for target in sorted(t for t in MIGRATIONS if version < t <= SCHEMA_VERSION):
                 for statement in _split_sql(MIGRATIONS[target]):
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={target}")
@@ -220,4 +262,12 @@ class Connection:
 
 
 def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of a script; a trigger's ``BEGIN ... END`` body stays whole."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    return statements

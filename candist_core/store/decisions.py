@@ -26,18 +26,23 @@ class DecisionsTable:
 
     def record_decision(self, project_id: int, sample_id: int, *, action: str,
                         label: str | None = None, in_candidates: bool | None = None,
-                        who: str = "", note: str = "") -> int:
-        """Append a human decision (``label`` or ``skip``); committed on return."""
-        if action not in ACTIONS:
-            raise ValueError(f"action must be 'label' or 'skip', got {action!r}")
-        if action == "label" and not label:
-            raise ValueError("a 'label' decision needs a label")
+                        who: str = "", note: str = "", audit: bool = False) -> int:
+        """Append a human decision (``label`` or ``skip``); committed on return.
+        ``audit``: made blind on a text of the audit sample (see ``store.audits``)."""
         with self._c.lock:
-            return self._c.table("decisions").insert({
-                "project_id": project_id, "sample_id": sample_id, "action": action,
-                "label": label if action == "label" else None,
-                "in_candidates": None if in_candidates is None else int(in_candidates),
-                "who": who, "note": note, "created": now()}).last_pk
+            return self._c.table("decisions").insert(_decision_row(
+                project_id, sample_id, action=action, label=label,
+                in_candidates=in_candidates, who=who, note=note, audit=audit)).last_pk
+
+    def record_decisions(self, project_id: int, labels: dict[int, str], *, who: str = "",
+                         audit: bool = False) -> int:
+        """Append one ``label`` decision per sample id -> label, all or none (one
+        transaction); returns how many were written."""
+        rows = [_decision_row(project_id, sid, action="label", label=label, who=who,
+                              audit=audit) for sid, label in labels.items()]
+        with self._c.atomic() as db:
+            db["decisions"].insert_all(rows, batch_size=500)
+        return len(rows)
 
     def undo_decision(self, project_id: int, *, who: str = "") -> Decision | None:
         """Undo the newest still-current decision of ``who``; returns it, or None."""
@@ -64,3 +69,41 @@ class DecisionsTable:
         return [Decision.from_row(r) for r in self._c.rows(
             "SELECT * FROM decisions WHERE project_id = ? ORDER BY id DESC LIMIT ?",
             [project_id, limit])]
+
+    def recent_decisions(self, project_id: int, *, who: str | None = None,
+                         limit: int = 10) -> list[Decision]:
+        """The current decisions (label or skip, not undone), newest first; only those of
+        ``who`` when given. The Review page's history, where any of them can be changed
+        (a new decision) or undone (an ``undo`` row): the log keeps every step."""
+        return [Decision.from_row(r) for r in self._c.rows(
+            "SELECT * FROM (" + CURRENT_DECISIONS + ") "
+            "WHERE :who IS NULL OR who = :who ORDER BY id DESC LIMIT :limit",
+            {"project": project_id, "who": who, "limit": limit})]
+
+    def undo_decision_id(self, project_id: int, decision_id: int, *,
+                         who: str = "") -> Decision | None:
+        """Undo one decision if it is still current; returns it, or None. The sample's
+        decision before it (if any, and not undone) becomes current again."""
+        with self._c.atomic() as db:
+            row = self._c.one(
+                "SELECT * FROM (" + CURRENT_DECISIONS + ") WHERE id = :id",
+                {"project": project_id, "id": decision_id})
+            if row is None:
+                return None
+            db["decisions"].insert({"project_id": project_id, "sample_id": row["sample_id"],
+                                    "action": "undo", "undoes": row["id"], "who": who,
+                                    "created": now()})
+        return Decision.from_row(row)
+
+
+def _decision_row(project_id: int, sample_id: int, *, action: str, label: str | None,
+                  in_candidates: bool | None = None, who: str = "", note: str = "",
+                  audit: bool = False) -> dict:
+    if action not in ACTIONS:
+        raise ValueError(f"action must be 'label' or 'skip', got {action!r}")
+    if action == "label" and not label:
+        raise ValueError("a 'label' decision needs a label")
+    return {"project_id": project_id, "sample_id": sample_id, "action": action,
+            "label": label if action == "label" else None,
+            "in_candidates": None if in_candidates is None else int(in_candidates),
+            "who": who, "note": note, "audit": int(audit), "created": now()}

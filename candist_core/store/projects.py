@@ -109,12 +109,14 @@ class SamplesTable:
     def insert_samples(self, project_id: int, rows: list[tuple[str, str, str | None]]) -> int:
         """Insert ``(ext_id, text, gold)`` rows in one transaction; existing ids are kept.
         Returns how many were new."""
+        count = "SELECT COUNT(*) FROM samples WHERE project_id = ?"
         with self._c.atomic() as db:
-            before = db.conn.total_changes
+            # counted, not total_changes: the full-text index's triggers change rows too
+            before = self._c.scalar(count, [project_id])
             db["samples"].insert_all(
                 ({"project_id": project_id, "ext_id": e, "text": t, "gold": g}
                  for e, t, g in rows), ignore=True, batch_size=500)
-            return db.conn.total_changes - before
+            return self._c.scalar(count, [project_id]) - before
 
     def gold_labels(self, project_id: int) -> dict[int, str]:
         """sample id -> gold label, for the samples that have one."""

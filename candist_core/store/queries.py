@@ -9,6 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from ..records import ExportRow
+from .audits import AUDIT_DECISIONS
 from .connection import Connection
 from .decisions import CURRENT_DECISIONS
 
@@ -167,6 +168,8 @@ class Queries:
                    (SELECT COUNT(*) FROM teacher_runs
                     WHERE project_id = :project) AS teacher_runs,
                    (SELECT COUNT(*) FROM student_runs WHERE project_id = :project
-                    AND status = 'done') AS student_runs""",
+                    AND status = 'done') AS student_runs,
+                   (SELECT COUNT(*) FROM ({AUDIT_DECISIONS})
+                    WHERE action = 'label') AS audited""",
                           {"project": project_id, "t": teacher})
         return dict(row)

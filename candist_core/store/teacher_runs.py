@@ -108,6 +108,24 @@ class TeacherRunsTable:
             "FROM annotations a JOIN samples s ON s.id = a.sample_id "
             "WHERE a.run_id = ? ORDER BY a.sample_id", [run_id])]
 
+    def mean_set_size(self, run_id: int) -> tuple[float | None, int]:
+        """(mean candidate-set size, annotated samples) of a run, aggregated in SQL."""
+        row = self._c.tuples(
+            "SELECT AVG(json_array_length(candidates)), COUNT(*) FROM annotations "
+            "WHERE run_id = ? AND candidates IS NOT NULL", [run_id])[0]
+        return row[0], row[1]
+
+    def gold_agreement(self, run_id: int) -> tuple[int, int, int]:
+        """(samples with a gold label and a candidate set, top label = gold, gold in the
+        set) of a run, aggregated in SQL (the quality gate's gold-label check)."""
+        row = self._c.tuples(
+            "SELECT COUNT(*), COALESCE(SUM(a.label = s.gold), 0), COALESCE(SUM(EXISTS "
+            "(SELECT 1 FROM json_each(a.candidates) WHERE value = s.gold)), 0) "
+            "FROM annotations a JOIN samples s ON s.id = a.sample_id "
+            "WHERE a.run_id = ? AND a.candidates IS NOT NULL AND s.gold IS NOT NULL",
+            [run_id])[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
 
 class ReplyCacheTable:
     """``llm_cache``: successful LLM replies by request hash (errors are never cached), so a

@@ -251,3 +251,92 @@ def test_every_bad_input_gets_its_exact_message_and_loses_nothing(case, tmp_path
 
 def test_the_catalogue_covers_at_least_thirty_inputs():
     assert len({_case(c).name for c in CATALOGUE}) >= 30
+
+
+# ------------------------------------------------------------------ predict (#16)
+PREDICT = ["predict", "--model", "{m}", "--in", "{d}/in.csv", "--out", "{d}/out.csv"]
+NO_STUDENT = ("error: Give the student as --model DIR, or as --project NAME (with --db, and "
+              "--run ID for a run other than the latest).")
+PREDICT_CATALOGUE = [
+    Case("predict: both --model and --project", {},
+         ["predict", "--model", "{m}", "--db", "{d}/p.db", "--project", "p", "--in",
+          "{d}/in.csv", "--out", "{d}/out.csv"], 2, [NO_STUDENT]),
+    Case("predict: no student named", {}, ["predict", "--in", "{d}/in.csv", "--out",
+                                           "{d}/out.csv"], 2, [NO_STUDENT]),
+    Case("predict: model folder missing", {"in.csv": b"text\nhi\n"},
+         ["predict", "--model", "{d}/nope", "--in", "{d}/in.csv", "--out", "{d}/out.csv"], 2,
+         ["error: No model folder at {d}/nope."]),
+    Case("predict: folder is not a model", {"in.csv": b"text\nhi\n"},
+         ["predict", "--model", "{d}", "--in", "{d}/in.csv", "--out", "{d}/out.csv"], 2,
+         ["error: {d} is not a saved student (config.json missing)."]),
+    Case("predict: project without a student", {"in.csv": b"text\nhi\n"},
+         ["predict", "--db", "{d}/p.db", "--project", "p", "--in", "{d}/in.csv", "--out",
+          "{d}/out.csv"], 2,
+         ["error: This project has no trained student yet: run 'distill' first."]),
+    Case("predict: unknown run", {"in.csv": b"text\nhi\n"},
+         ["predict", "--db", "{d}/p.db", "--project", "p", "--run", "7", "--in",
+          "{d}/in.csv", "--out", "{d}/out.csv"], 2,
+         ["error: Student run #7 is not a run of this project (its runs: none)."]),
+    Case("predict: input missing", {}, PREDICT, 2, ["error: CSV file not found: {d}/in.csv"]),
+    Case("predict: no text column", {"in.csv": b"body\nhi\n"}, PREDICT, 2,
+         ["error: The text column 'text' is not in {d}/in.csv. Columns found: 'body'."]),
+    Case("predict: broken JSONL line", {"in.jsonl": b'{"text": "a"}\n{"text": \n'},
+         ["predict", "--model", "{m}", "--in", "{d}/in.jsonl", "--out", "{d}/out.csv"], 2,
+         ["error: JSONL file {d}/in.jsonl line 2 is not valid JSON: Expecting value at "
+          "column 10."]),
+    Case("predict: Parquet text column of numbers", {"in.parquet": lambda: parquet(
+        {"text": [1, 2]})},
+         ["predict", "--model", "{m}", "--in", "{d}/in.parquet", "--out", "{d}/out.csv"], 2,
+         ["error: The text column 'text' of {d}/in.parquet holds int64, not text."]),
+    Case("predict: output folder missing", {"in.csv": b"text\nhi\n"},
+         ["predict", "--model", "{m}", "--in", "{d}/in.csv", "--out", "{d}/nope/out.csv"], 2,
+         ["error: Folder {d}/nope does not exist."]),
+    Case("predict: output is the input", {"in.csv": b"text\nhi\n"},
+         ["predict", "--model", "{m}", "--in", "{d}/in.csv", "--out", "{d}/in.csv"], 2,
+         ["error: --out is the input file: give a new file name, the input is never "
+          "overwritten."]),
+    Case("predict: zero batch size", {"in.csv": b"text\nhi\n"},
+         PREDICT + ["--batch-size", "0"], 2, ["error: --batch-size must be at least 1, got 0."]),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from candist_core.model_dir import save_model_dir
+    from test_student import tiny_student
+    model, tokenizer = tiny_student(2)
+    return save_model_dir(model, tokenizer, ["pos", "neg"],
+                          tmp_path_factory.mktemp("model") / "student", max_tokens=16)
+
+
+@pytest.mark.parametrize("case", PREDICT_CATALOGUE, ids=[c.name for c in PREDICT_CATALOGUE])
+def test_predict_refuses_bad_input_with_one_line_and_writes_nothing(case, tmp_path, capfd,
+                                                                   tally, tiny_model_dir):
+    with Store(tmp_path / "p.db") as store:
+        store.create_project("p", build_schema("t", ["pos", "neg"]))
+    before = {}
+    for name, content in case.files.items():
+        (tmp_path / name).write_bytes(content() if callable(content) else content)
+        before[name] = (tmp_path / name).read_bytes()
+    fill = lambda s: s.replace("{d}", str(tmp_path)).replace("{m}", str(tiny_model_dir))  # noqa: E731
+    code = main([fill(a) for a in case.argv])
+    out, err = capfd.readouterr()
+    assert code == case.code
+    assert out.splitlines() + err.splitlines() == [fill(line) for line in case.lines]
+    assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob("*.part"))
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before   # inputs untouched
+    tally("bad_input", case.name)
+
+
+def test_predict_writes_the_labelled_file_when_the_input_is_good(tmp_path, tiny_model_dir):
+    (tmp_path / "in.csv").write_bytes(b"id,text,label\n1,=cmd|calc,x\n2,,y\n3,fine text,z\n")
+    code = main(["predict", "--model", str(tiny_model_dir), "--in", str(tmp_path / "in.csv"),
+                 "--out", str(tmp_path / "out.csv")])
+    assert code == 0
+    import pandas as pd
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["id", "text", "input_label", "label", "confidence",
+                                 "top_labels", "top_probs"]
+    assert out["text"].tolist() == ["'=cmd|calc", "", "fine text"]    # formula neutralised
+    assert out["label"].tolist()[1] == "" and out["confidence"].tolist()[1] == ""
+    assert set(out["label"].tolist()[0::2]) <= {"pos", "neg"}
