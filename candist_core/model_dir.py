@@ -180,8 +180,8 @@ def load_model_dir(path: str | Path, *, device: str = "auto"
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
     path = check_model_dir(path)
-    if (path / "head.pt").is_file() and not (path / "model.safetensors").is_file():
-        model = _load_legacy(path)
+    if (path / "head.pt").is_file() and (path / "labels.json").is_file():
+        model = _load_legacy(path)   # the encoder's own weights sit next to head.pt
     else:
         model = CandistStudentForSequenceClassification.from_pretrained(path)
     # The tokenizer is a stock one (tokenizer_config.json names its class); the config's

@@ -259,7 +259,7 @@ def test_audit_mode_blind_keyboard_labels_saved_at_once_and_home_estimates(tmp_p
         page.get_by_text("Quality unknown").wait_for(timeout=60_000)
         page.get_by_text("(Audit mode)").click()            # the Home next step
         page.get_by_role("button", name="Draw 50 random texts").click()
-        page.get_by_text("0 of 50 drawn texts audited").wait_for(timeout=30_000)
+        page.get_by_text("0 of 50 drawn texts audited").wait_for(timeout=90_000)
         page.wait_for_timeout(500)
         keys = page.evaluate(AUDIT_KEYS)
         assert list(keys) == names and list(keys.values()) == ["1", "2", "3", "4", "5", "6"]
@@ -269,10 +269,10 @@ def test_audit_mode_blind_keyboard_labels_saved_at_once_and_home_estimates(tmp_p
             text = text_of(page)
             page.locator('[data-testid="stText"]').first.click()
             page.keyboard.press(keys[gold[text]])
-            wait_for(lambda: len(audited()) >= n)        # saved at once
+            wait_for(lambda: len(audited()) >= n, 90)    # saved at once
             page.wait_for_function(
                 "b => document.querySelector('[data-testid=\"stText\"]').innerText !== b",
-                arg=text, timeout=30_000)
+                arg=text, timeout=90_000)
         decisions = audited()
         assert len(decisions) == 12 and all(d.audit and d.action == "label"
                                             for d in decisions.values())

@@ -44,7 +44,7 @@ def test_the_key_is_in_no_file_and_no_output_of_a_full_run(tmp_path, trec_dir, f
     auth = {r.get("authorization") for r in fake.headers}
     assert auth == {f"Bearer {KEY}"}              # the key was really used ...
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert {p.suffix for p in written} >= {".db", ".csv", ".pt"}
+    assert {p.suffix for p in written} >= {".db", ".csv", ".safetensors"}
     assert files_containing(tmp_path, KEY) == []  # ... and is in nothing written
     assert not any(KEY in text for text in printed)
     with Store(db) as store:                      # the echoed error was kept, scrubbed

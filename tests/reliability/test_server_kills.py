@@ -2,6 +2,7 @@
 middle of review decisions, an LLM annotation and a distillation: after a restart every
 decision the page confirmed and every reply received is in SQLite, no reply is bought
 again, and the interrupted student run is shown as failed, never half-written."""
+import re
 import signal
 
 import pytest
@@ -26,6 +27,11 @@ def check_integrity(db) -> None:
         assert store.integrity_check() == "ok"
 
 
+def decided(n: int):
+    """The Review page's count of decisions in the project, exactly ``n``."""
+    return re.compile(rf"^{n} decided in the project")
+
+
 def ready_for_keys(page):
     """The review page has rendered its buttons (so its shortcuts are bound) and is idle."""
     page.get_by_role("button", name="Skip").wait_for(timeout=60_000)
@@ -46,7 +52,7 @@ def test_decisions_the_page_confirmed_survive_a_killed_server(tmp_path, trec_dir
             for n in range(1, 9):
                 text = shown.inner_text()
                 page.keyboard.press("1")
-                page.get_by_text(f"- {n} decided in the project").wait_for(timeout=30_000)
+                page.get_by_text(decided(n)).wait_for(timeout=30_000)
                 confirmed.append(text)
             for _ in range(6):          # a burst, the last keys still in flight ...
                 page.keyboard.press("1")
@@ -64,10 +70,10 @@ def test_decisions_the_page_confirmed_survive_a_killed_server(tmp_path, trec_dir
     try:
         with chromium_page() as page:
             page.goto(f"{url}/review")
-            page.get_by_text(f"- {saved} decided in the project").wait_for(timeout=60_000)
+            page.get_by_text(decided(saved)).wait_for(timeout=60_000)
             ready_for_keys(page)
             page.keyboard.press("1")
-            page.get_by_text(f"- {saved + 1} decided in the project").wait_for(timeout=30_000)
+            page.get_by_text(decided(saved + 1)).wait_for(timeout=30_000)
     finally:
         stop(proc)
 
@@ -127,7 +133,7 @@ def test_a_distillation_killed_with_the_server_is_shown_failed_and_never_half_wr
     try:
         with chromium_page() as page:
             page.goto(f"{url}/distill")
-            epochs = page.get_by_label("Epochs")
+            epochs = page.get_by_label("Epochs", exact=True)
             epochs.fill("50")
             epochs.press("Enter")
             page.wait_for_timeout(300)
