@@ -169,15 +169,22 @@ def write_export(store, project_id: int, path: str | Path, *,
     if not path.parent.is_dir():
         raise ExportError(f"Folder {path.parent} does not exist.")
     summary = ExportSummary()
+    write_atomically(path, lambda handle: _WRITERS[fmt](handle, store, project_id, options,
+                                                        summary), error=ExportError)
+    return summary
+
+
+def write_atomically(path: Path, write, *, error: type[Exception]) -> None:
+    """``write(handle)`` into ``path.part``, then rename it into place: a failed write never
+    leaves half a file. An OSError becomes one ``error`` line."""
     tmp = path.with_name(path.name + ".part")
     try:
         with open(tmp, "wb") as handle:
-            _WRITERS[fmt](handle, store, project_id, options, summary)
+            write(handle)
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from None
-    return summary
+        raise error(f"Cannot write {path}: {exc.strerror or exc}.") from None
 
 
 def _check_format(fmt: str) -> str:

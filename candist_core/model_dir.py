@@ -105,17 +105,23 @@ stock transformers classification head does. Or, with CanDist Studio installed:
 """
 
 
+def student_config(encoder_config, labels: list[str], *, cosine: bool, scale: float,
+                   dropout: float = 0.1, max_tokens: int | None) -> CandistStudentConfig:
+    """The shipped class's config: the encoder's own, the head, and the label names."""
+    return CandistStudentConfig(
+        encoder=encoder_config.to_dict(), head="cosine" if cosine else "linear",
+        head_scale=scale, head_dropout=dropout, max_tokens=max_tokens,
+        num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)}, auto_map=AUTO_MAP,
+        architectures=[CandistStudentForSequenceClassification.__name__])
+
+
 def to_transformers(model, labels: list[str], *, max_tokens: int | None
                     ) -> CandistStudentForSequenceClassification:
     """The trainer's :class:`student.StudentModel` as the shipped model class, with the same
     weights (the state-dict keys are the same by design)."""
-    encoder = model.encoder.config.to_dict()
-    config = CandistStudentConfig(
-        encoder=encoder, head="cosine" if model.cosine else "linear",
-        head_scale=model.scale, head_dropout=model.dropout.p, max_tokens=max_tokens,
-        num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)}, auto_map=AUTO_MAP,
-        architectures=[CandistStudentForSequenceClassification.__name__])
+    config = student_config(model.encoder.config, labels, cosine=model.cosine,
+                            scale=model.scale, dropout=model.dropout.p, max_tokens=max_tokens)
     hf = CandistStudentForSequenceClassification(config)
     missing, unexpected = hf.load_state_dict(
         {k: v.detach().cpu() for k, v in model.state_dict().items()}, strict=False)
@@ -201,11 +207,8 @@ def _load_legacy(path: Path) -> CandistStudentForSequenceClassification:
     meta = json.loads((path / "labels.json").read_text())
     labels, head = meta["labels"], meta.get("head", {})
     encoder = AutoModel.from_pretrained(path)
-    config = CandistStudentConfig(
-        encoder=encoder.config.to_dict(), head="cosine" if head.get("cosine") else "linear",
-        head_scale=head.get("scale", 20.0), max_tokens=meta.get("max_length"),
-        num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)})
+    config = student_config(encoder.config, labels, cosine=bool(head.get("cosine")),
+                            scale=head.get("scale", 20.0), max_tokens=meta.get("max_length"))
     model = CandistStudentForSequenceClassification(config)
     model.encoder.load_state_dict(encoder.state_dict())
     model.head.load_state_dict(torch.load(path / "head.pt", map_location="cpu"))

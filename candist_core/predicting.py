@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .exporting import neutralise
+from .exporting import neutralise, write_atomically
 from .importing import FORMATS, ImportOptions, file_format, read_table
 from .model_dir import check_model_dir, load_model_dir
 from .records import CsvImportError, StudentError
@@ -195,14 +195,7 @@ def predict_file(model_dir: str | Path, in_path: str | Path, out_path: str | Pat
     summary = PredictSummary()
     out = predict_frame(predictor, frame, options=options, on_progress=on_progress,
                         summary=summary)
-    tmp = out_path.with_name(out_path.name + ".part")
-    try:
-        with open(tmp, "wb") as handle:
-            _WRITERS[fmt](out, handle)
-        tmp.replace(out_path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CsvImportError(f"Cannot write {out_path}: {exc.strerror or exc}.") from None
+    write_atomically(out_path, lambda handle: _WRITERS[fmt](out, handle), error=CsvImportError)
     return summary
 
 
@@ -229,10 +222,17 @@ def _write_csv(frame: pd.DataFrame, handle) -> None:
     text.detach()
 
 
-def _write_jsonl(frame: pd.DataFrame, handle) -> None:
-    for record in frame.to_dict(orient="records"):
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts, a missing confidence (an empty text) as None rather than NaN."""
+    records = frame.to_dict(orient="records")
+    for record in records:
         if isinstance(record["confidence"], float) and np.isnan(record["confidence"]):
             record["confidence"] = None
+    return records
+
+
+def _write_jsonl(frame: pd.DataFrame, handle) -> None:
+    for record in _records(frame):
         handle.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
 
 
@@ -243,10 +243,7 @@ def _write_parquet(frame: pd.DataFrame, handle) -> None:
     fields += [("label", pa.string()), ("confidence", pa.float64()),
                ("top_labels", pa.list_(pa.string())), ("top_probs", pa.list_(pa.float64()))]
     schema = pa.schema(fields)
-    records = frame.to_dict(orient="records")
-    for record in records:
-        if isinstance(record["confidence"], float) and np.isnan(record["confidence"]):
-            record["confidence"] = None
+    records = _records(frame)
     table = pa.Table.from_pylist(records, schema=schema) if records else schema.empty_table()
     pq.write_table(table, handle)
 

@@ -54,9 +54,7 @@ class DecisionsTable:
                 [project_id, who, project_id])
             if row is None:
                 return None
-            db["decisions"].insert({"project_id": project_id, "sample_id": row["sample_id"],
-                                    "action": "undo", "undoes": row["id"], "who": who,
-                                    "created": now()})
+            db["decisions"].insert(_undo_row(project_id, row, who))
         return Decision.from_row(row)
 
     def current_decisions(self, project_id: int) -> dict[int, Decision]:
@@ -90,10 +88,14 @@ class DecisionsTable:
                 {"project": project_id, "id": decision_id})
             if row is None:
                 return None
-            db["decisions"].insert({"project_id": project_id, "sample_id": row["sample_id"],
-                                    "action": "undo", "undoes": row["id"], "who": who,
-                                    "created": now()})
+            db["decisions"].insert(_undo_row(project_id, row, who))
         return Decision.from_row(row)
+
+
+def _undo_row(project_id: int, undone: dict, who: str) -> dict:
+    """The ``undo`` row that takes back the decision ``undone`` (the log keeps both)."""
+    return {"project_id": project_id, "sample_id": undone["sample_id"], "action": "undo",
+            "undoes": undone["id"], "who": who, "created": now()}
 
 
 def _decision_row(project_id: int, sample_id: int, *, action: str, label: str | None,
