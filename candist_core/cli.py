@@ -16,6 +16,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from . import demo_project
+from .agreement import agreement_json, agreement_report
 from .audit import quality_report, record_decision_file, write_audit_sample
 from .conformal import DEFAULT_COVERAGE, STRATEGY as CONFORMAL, conformal_annotate
 from .exporting import ExportOptions, write_export
@@ -93,6 +94,7 @@ def cmd_metrics(args) -> int:
     with _open(args) as store:
         project = store.get_project(args.project)
         metrics = project_metrics(store, project.id)
+        metrics["agreement"] = agreement_json(agreement_report(store, project.id))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -290,6 +292,80 @@ def cmd_predict(args) -> int:
     return 0
 
 
+@command("members")
+def cmd_members(args) -> int:
+    with _open(args) as store:
+        try:
+            if args.database_owner:
+                store.add_member(None, args.database_owner, "owner", added_by="cli")
+                print(f"{args.database_owner.strip().lower()} owns every project of "
+                      f"{args.db}.")
+                return 0
+            if not args.project:
+                raise ProjectError("Give --project NAME (or --database-owner EMAIL).")
+            project = store.get_project(args.project)
+            if args.add:
+                store.add_member(project.id, args.add, args.role, added_by="cli")
+                print(f"{args.add.strip().lower()} is now {args.role} of {project.name!r}.")
+            elif args.remove:
+                if not store.remove_member(project.id, args.remove):
+                    raise ProjectError(f"{args.remove.strip().lower()} is not a member of "
+                                       f"{project.name!r}.")
+                print(f"Removed {args.remove.strip().lower()} from {project.name!r}.")
+            else:
+                for m in store.members(None) + store.members(project.id):
+                    scope = "database" if m.project_id is None else "project"
+                    print(f"{m.email}\t{m.role}\t{scope}")
+        except ValueError as exc:
+            raise ProjectError(str(exc)) from None
+    return 0
+
+
+@command("overlap")
+def cmd_overlap(args) -> int:
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        if args.share is not None:
+            try:
+                store.set_overlap_share(project.id, args.share, seed=args.seed)
+            except ValueError as exc:
+                raise ProjectError(str(exc)) from None
+        share = store.overlap_share(project.id)
+        n = len(store.overlap_ids(project.id))
+    print(f"Overlap of {project.name!r}: {share:.0%} of the texts ({n} now) go to two "
+          f"reviewers.")
+    return 0
+
+
+@command("agreement")
+def cmd_agreement(args) -> int:
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        report = agreement_report(store, project.id)
+    if args.json:
+        print(json.dumps(agreement_json(report)))
+        return 0
+    if report is None:
+        print("No text has two reviewers' labels yet.")
+        return 0
+    fleiss = report["fleiss_kappa"]
+    print(f"{report['items']} texts with two or more raters ({', '.join(report['raters'])}); "
+          f"intervals: {report['interval']}.")
+    print(f"Fleiss' kappa {fleiss.value:.3f} ({fleiss.low:.3f} to {fleiss.high:.3f})")
+    for p in report["cohen_kappa"]:
+        e = p["estimate"]
+        print(f"Cohen's kappa {p['a']} / {p['b']}: {e.value:.3f} ({e.low:.3f} to "
+              f"{e.high:.3f}), {p['n']} texts")
+    for label, v in report["specific_agreement"].items():
+        if v["value"] is not None:
+            print(f"specific agreement {label}: {v['value']:.3f} ({v['ratings']} ratings)")
+    for who, e in report["vs_consensus"].items():
+        print(f"{who or '(no name)'} vs consensus: {e.value:.3f} ({e.low:.3f} to "
+              f"{e.high:.3f}, n={e.n})")
+    print(f"conflicts: {len(report['conflicts'])}")
+    return 0
+
+
 @command("demo")
 def cmd_demo(args) -> int:
     with _open(args, create=True) as store:
@@ -433,6 +509,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="auto: CUDA when present, then MPS, else CPU")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = add("members", "list, add or remove a project's members (owners, reviewers)",
+            project=False)
+    p.add_argument("--project", default=None, help="project name")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--add", metavar="EMAIL", default=None, help="add (or re-role) EMAIL")
+    who.add_argument("--remove", metavar="EMAIL", default=None, help="remove EMAIL")
+    who.add_argument("--database-owner", metavar="EMAIL", default=None,
+                     help="make EMAIL an owner of the whole database (every project)")
+    p.add_argument("--role", choices=["reviewer", "owner"], default="reviewer")
+
+    p = add("overlap", "show or set the share of texts two reviewers label")
+    p.add_argument("--share", type=float, default=None,
+                   help="0 to 0.5 (default of a project: 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("agreement", "agreement between reviewers: kappas, conflicts")
+    p.add_argument("--json", action="store_true")
 
     p = add("demo", "load the bundled demo project", project=False)
     p.add_argument("--if-missing", action="store_true",

@@ -1,7 +1,8 @@
 """Export of the cleaned labels: one row per sample, the label chosen by a source policy.
 
 Default policy: a human decision wins, then the latest student prediction, then the
-teacher's single label. The same columns in every format: CSV (cells that a spreadsheet
+teacher's single label. The last column, ``annotators``, counts the people who labelled
+the text (0 when none; two on the overlap of a team review). The same columns in every format: CSV (cells that a spreadsheet
 would run as a formula are neutralised), JSONL (one object a line) and Parquet (the
 candidate set as a real list column).
 """
@@ -21,6 +22,8 @@ from .records import ExportError, ExportRow
 SOURCES = ("human", "student", "teacher")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ["id", "text", "label", "label_source", "confidence", "candidates"]
+# After the columns above and ``gold``: how many people labelled the text (team review).
+ANNOTATORS = "annotators"
 
 
 @dataclass(frozen=True)
@@ -76,15 +79,16 @@ def choose_label(row: ExportRow, options: ExportOptions) -> tuple[str, str, floa
 def export_dicts(rows: Iterable[ExportRow], options: ExportOptions = ExportOptions(),
                  summary: ExportSummary | None = None, *, with_gold: bool = False
                  ) -> Iterator[dict]:
-    """Joined store rows -> typed export rows (``COLUMNS``, plus ``gold`` when asked):
-    ``label`` '' and ``confidence`` None when no source qualifies, ``candidates`` the
-    teacher's set as a list, or None."""
-    for row, label, source, confidence in _labelled(rows, options, summary):
+    """Joined store rows -> typed export rows (``COLUMNS``, plus ``gold`` when asked, then
+    ``annotators``): ``label`` '' and ``confidence`` None when no source qualifies,
+    ``candidates`` the teacher's set as a list, or None."""
+    for row, label, source, confidence in labelled_rows(rows, options, summary):
         record = {"id": row.ext_id, "text": row.text, "label": label, "label_source": source,
                   "confidence": confidence,
                   "candidates": json.loads(row.candidates) if row.candidates else None}
         if with_gold:
             record["gold"] = row.gold or ""
+        record[ANNOTATORS] = row.annotators
         yield record
 
 
@@ -92,17 +96,17 @@ def export_records(rows: Iterable[ExportRow], options: ExportOptions = ExportOpt
                    summary: ExportSummary | None = None, *, with_gold: bool = False
                    ) -> Iterator[list[str]]:
     """Turn joined store rows into neutralised CSV records (header first)."""
-    yield COLUMNS + (["gold"] if with_gold else [])
-    for row, label, source, confidence in _labelled(rows, options, summary):
+    yield COLUMNS + (["gold"] if with_gold else []) + [ANNOTATORS]
+    for row, label, source, confidence in labelled_rows(rows, options, summary):
         record = [row.ext_id, row.text, label, source,
                   "" if confidence is None else f"{confidence:.4f}", row.candidates or ""]
         if with_gold:
             record.append(row.gold or "")
-        yield [neutralise(v) for v in record]
+        yield [neutralise(v) for v in record] + [str(row.annotators)]
 
 
-def _labelled(rows: Iterable[ExportRow], options: ExportOptions,
-              summary: ExportSummary | None) -> Iterator[tuple]:
+def labelled_rows(rows: Iterable[ExportRow], options: ExportOptions,
+                  summary: ExportSummary | None = None) -> Iterator[tuple]:
     """(row, label, source, confidence) under the policy and threshold; counted."""
     for row in rows:
         label, source, confidence = choose_label(row, options)
@@ -143,7 +147,7 @@ def export_summary(store, project_id: int, *, options: ExportOptions = ExportOpt
                    ) -> ExportSummary:
     """How many rows an export would have, by label source, without building the file."""
     summary = ExportSummary()
-    for _ in _labelled(store.export_rows(project_id), options, summary):
+    for _ in labelled_rows(store.export_rows(project_id, texts=False), options, summary):
         pass
     return summary
 
@@ -222,6 +226,7 @@ def _write_parquet(handle, store, project_id, options, summary) -> None:
               ("candidates", pa.list_(pa.string()))]
     if store.has_gold(project_id):
         fields.append(("gold", pa.string()))
+    fields.append((ANNOTATORS, pa.int64()))
     schema = pa.schema(fields)
     table = pa.Table.from_pylist(records, schema=schema) if records else schema.empty_table()
     pq.write_table(table, handle)

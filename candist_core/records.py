@@ -212,6 +212,7 @@ class Decision:
     note: str = ""
     created: str = ""
     audit: bool = False
+    resolution: bool = False   # an owner's resolution of a conflict (not a rating)
 
     @classmethod
     def from_row(cls, row: dict) -> "Decision":
@@ -219,7 +220,7 @@ class Decision:
         return cls(row["id"], row["sample_id"], row["action"], row.get("label"),
                    None if flag is None else bool(flag), row.get("undoes"),
                    row.get("who") or "", row.get("note") or "", row.get("created") or "",
-                   bool(row.get("audit") or 0))
+                   bool(row.get("audit") or 0), bool(row.get("resolution") or 0))
 
 
 @dataclass(frozen=True)
@@ -297,3 +298,32 @@ class ExportRow:
     teacher_label: str | None
     teacher_confidence: float | None
     candidates: str | None   # the teacher's set as stored (a JSON list), written as is
+    annotators: int = 0      # people with a current (non-resolution) label on the text
+
+
+@dataclass(frozen=True)
+class Member:
+    """Someone allowed in: ``role`` 'owner' or 'reviewer' of a project, or an owner of the
+    whole database (``project_id`` None). ``email`` is stored lowercased."""
+
+    email: str
+    role: str
+    project_id: int | None
+    added_by: str = ""
+    created: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Member":
+        return cls(row["email"], row["role"], row["project_id"], row.get("added_by") or "",
+                   row.get("created") or "")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A reviewer's hold on the text they have open; ``expires`` in unix seconds."""
+
+    project_id: int
+    sample_id: int
+    who: str
+    expires: float
+    created: str = ""

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .exporting import ExportOptions, ExportSummary, export_dicts
+from .exporting import ExportOptions, ExportSummary, labelled_rows
 
 
 def export_counts(store, project_id: int, *, options: ExportOptions = ExportOptions()
                   ) -> tuple[ExportSummary, Counter]:
-    """(rows and label sources, rows per label: '' for unlabeled) of the export, one pass."""
+    """(rows and label sources, rows per label: '' for unlabeled) of the export, one pass
+    under the export's own label policy, without reading the texts."""
     summary = ExportSummary()
-    labels = Counter(r["label"] for r in export_dicts(store.export_rows(project_id), options,
-                                                      summary))
+    labels = Counter(label for _, label, _, _ in labelled_rows(
+        store.export_rows(project_id, texts=False), options, summary))
     return summary, labels
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,17 +41,21 @@ def wait_until_answers(url: str, proc: subprocess.Popen, log: Path, *, timeout: 
         time.sleep(0.3)
 
 
-def start_streamlit(db: Path, *, timeout: float = 90) -> tuple[subprocess.Popen, str]:
+def start_streamlit(db: Path, *, timeout: float = 90, extra_args: Sequence[str] = (),
+                    env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """``streamlit run app.py`` on a free loopback port against ``db``, answering; the
-    caller stops it (tests that kill the server on purpose need the process)."""
+    caller stops it (tests that kill the server on purpose need the process).
+    ``extra_args`` go after ours on the command line (``--secrets.files FILE``);
+    ``env`` is added to the environment."""
     port = free_port()
-    env = {**os.environ, "CANDIST_DB": str(db), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "CANDIST_DB": str(db), "HF_HUB_OFFLINE": "1", **(env or {})}
     log_path = db.parent / f"streamlit-{port}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+             *extra_args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -63,9 +68,10 @@ def start_streamlit(db: Path, *, timeout: float = 90) -> tuple[subprocess.Popen,
 
 
 @contextlib.contextmanager
-def streamlit_server(db: Path, *, timeout: float = 90):
+def streamlit_server(db: Path, *, timeout: float = 90, extra_args: Sequence[str] = (),
+                     env: Mapping[str, str] | None = None):
     """``streamlit run app.py`` against ``db`` for the block; yields the URL."""
-    proc, url = start_streamlit(db, timeout=timeout)
+    proc, url = start_streamlit(db, timeout=timeout, extra_args=extra_args, env=env)
     try:
         yield url
     finally:
@@ -85,8 +91,9 @@ def stop(proc: subprocess.Popen, *, grace: float = 10) -> None:
 
 
 @contextlib.contextmanager
-def chromium_page():
-    """A Playwright page in Debian's chromium (never a browser download of Playwright's)."""
+def chromium():
+    """A headless Playwright Browser in Debian's chromium (never a browser download of
+    Playwright's), for tests that need several contexts (several signed-in people)."""
     from playwright.sync_api import sync_playwright
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
@@ -94,10 +101,19 @@ def chromium_page():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True,
                                     args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def chromium_page():
+    """A Playwright page in Debian's chromium (never a browser download of Playwright's)."""
+    with chromium() as browser:
         context = browser.new_context(accept_downloads=True, viewport={"width": 1400,
                                                                        "height": 1000})
         try:
             yield context.new_page()
         finally:
             context.close()
-            browser.close()

@@ -46,7 +46,8 @@ def test_human_then_student_then_teacher(store, filled, tmp_path):
     summary = write_export(store, filled.id, out)
     frame = read(out)
     assert frame.columns.tolist() == ["id", "text", "label", "label_source", "confidence",
-                                      "candidates", "gold"]
+                                      "candidates", "gold", "annotators"]
+    assert frame["annotators"].tolist() == ["1", "0", "0", "0"]
     assert frame["label"].tolist() == ["a", "b", "b", ""]
     assert frame["label_source"].tolist() == ["human", "student", "teacher", "none"]
     assert frame["confidence"].tolist() == ["1.0000", "0.8000", "0.3000", ""]

@@ -48,7 +48,8 @@ def test_every_format_has_the_same_columns_and_values(labelled):
     csv_rows = pd.read_csv(folder / "out.csv", dtype=str, keep_default_na=False)
     jsonl_rows = [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
     table = pq.read_table(folder / "out.parquet")
-    columns = ["id", "text", "label", "label_source", "confidence", "candidates", "gold"]
+    columns = ["id", "text", "label", "label_source", "confidence", "candidates", "gold",
+               "annotators"]
     assert csv_rows.columns.tolist() == list(jsonl_rows[0]) == table.column_names == columns
     parquet_rows = table.to_pylist()
     for i in (0, 25, 250):   # a human row, a teacher row, a row with no label

@@ -249,7 +249,7 @@ def test_distill_one_epoch_then_predictions_and_export(app_db):
     assert any(m.value.startswith("200 rows - label sources student: 200") for m in at.markdown)
     preview = at.dataframe[-1].value
     assert list(preview.columns) == ["id", "text", "label", "label_source", "confidence",
-                                     "candidates", "gold"]
+                                     "candidates", "gold", "annotators"]
     assert any(c.value.startswith("Quality estimate") for c in at.caption)
 
 

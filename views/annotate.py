@@ -13,7 +13,7 @@ from views.common import registry, require_project, show_job, show_quality
 
 PRICE_HELP = ("For the cost estimate only. The default is gpt-4o-mini's list price; set 0 "
               "for your own server.")
-store, project = require_project()
+store, project = require_project("annotate")
 st.title("Annotate")
 show_quality(store, project)
 key = f"annotate:{project.id}"

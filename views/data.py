@@ -11,7 +11,7 @@ from candist_core.records import CandistError
 from candist_core.store import SOURCES
 from views.common import require_project
 
-store, project = require_project()
+store, project = require_project("data")
 st.title("Data")
 total = store.count_samples(project.id)
 st.caption(f"{total} samples in the project.")

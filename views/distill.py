@@ -14,7 +14,7 @@ from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
 from views.common import registry, require_project, show_job, show_quality
 
-store, project = require_project()
+store, project = require_project("distill")
 st.title("Distill")
 st.caption("Train a small, fast model (the student) on the teacher's candidate sets and your "
            "review decisions. Its predictions label every text the export gives no human "

@@ -7,7 +7,7 @@ from candist_core.records import CandistError
 from candist_core.reports import export_counts, quality_estimate
 from views.common import require_project, show_quality
 
-store, project = require_project()
+store, project = require_project("export")
 st.title("Export")
 show_quality(store, project)
 policies = {"Human, then student, then teacher": ("human", "student", "teacher"),

@@ -9,7 +9,7 @@ from candist_core.records import CandistError
 from candist_core.schema import build_schema, check_replacement, read_schema, schema_to_dict
 from views.common import require_project
 
-store, project = require_project()
+store, project = require_project("labels")
 st.title("Labels")
 schema = store.label_schema(project.id)
 in_use = store.labels_in_use(project.id)

@@ -8,7 +8,7 @@ from candist_core import charts
 from candist_core.store import PREDICTION_FILTERS, PREDICTION_ORDERS
 from views.common import require_project
 
-store, project = require_project()
+store, project = require_project("predictions")
 st.title("Predictions")
 run = store.latest_student_run(project.id)
 if run is None:

@@ -11,18 +11,15 @@ import streamlit as st
 
 from candist_core.keys import assign_keys
 from candist_core.review import SIGNALS, decisions_per_minute, label_buttons, rank_ambiguous
-from views.common import require_project, show_quality
+from views.common import require_project, reviewer_name, show_quality
 
-store, project = require_project()
+store, project = require_project("review")
 st.title("Review")
 schema = store.label_schema(project.id)
 labels = schema.names
 descriptions = {l.name: l.description for l in schema.labels}
 keys = assign_keys(labels, store.label_keys(project.id))
-who = st.sidebar.text_input("Reviewer", value=st.session_state.get("reviewer", "reviewer"),
-                            help="Your name in the audit trail. Undo and the history below "
-                                 "show only the decisions made under this name.")
-st.session_state["reviewer"] = who
+who = reviewer_name()
 MODES = {"queue": "Queue: the texts most worth a look",
          "audit": "Audit: random texts, labelled blind"}
 mode = st.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True, key="review_mode",
@@ -140,7 +137,6 @@ queue_key = (project.id, signal, label)
 if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue") is None:
     st.session_state["queue"] = load_queue()
     st.session_state["queue_key"] = queue_key
-    st.session_state["queue_pos"] = 0
 queue = st.session_state["queue"]
 times = st.session_state.setdefault("decision_times", [])
 flash = st.session_state.pop("flash", None)
@@ -148,9 +144,9 @@ flash = st.session_state.pop("flash", None)
 
 def decide(sample_id: int, action: str, label: str | None = None,
            in_candidates: bool | None = None) -> None:
+    # Also releases this reviewer's lease on the text: the next render claims the next one.
     store.record_decision(project.id, sample_id, action=action, label=label,
                           in_candidates=in_candidates, who=who)
-    st.session_state["queue_pos"] += 1
     times.append(time.time())
     del times[:-30]
     st.session_state["flash"] = f"Saved: {label or 'skipped'}."
@@ -163,13 +159,15 @@ def pick_searched(sample_id: int, widget: str, candidates: list[str]) -> None:
 
 
 def back_in_queue(sample_id: int) -> None:
-    """Show an undone sample next."""
+    """Show an undone sample next: first in the list, and the text on screen let go (a
+    claim resumes a held text before anything else)."""
     ids = queue["ids"]
     if sample_id in ids:
-        st.session_state["queue_pos"] = min(st.session_state["queue_pos"],
-                                            ids.index(sample_id))
-    else:
-        ids.insert(st.session_state["queue_pos"], sample_id)
+        ids.remove(sample_id)
+    ids.insert(0, sample_id)
+    shown = st.session_state.get("review_shown")
+    if shown is not None and shown != sample_id:
+        store.release_lease(project.id, shown, who)
 
 
 def undo_last() -> None:
@@ -225,13 +223,13 @@ def history() -> None:
                   .update(history_shown=shown + 20))
 
 
-# Skip samples decided elsewhere (another tab, another reviewer) since the queue was built.
+# The first text of the ranked list open for this reviewer, leased to them (renewed on each
+# render; a reload resumes it): decided texts and texts another reviewer has open are
+# passed over, so two reviewers never see the same text (except the overlap, which two
+# reviewers label blind to measure agreement; see candist_core/store/team.py).
 current = store.current_decisions(project.id)
-pos = st.session_state["queue_pos"]
-while pos < len(queue["ids"]) and queue["ids"][pos] in current:
-    pos += 1
-st.session_state["queue_pos"] = pos
-remaining = len(queue["ids"]) - pos
+claimed = store.claim_next(project.id, who, queue["ids"])
+st.session_state["review_shown"] = claimed
 in_queue = len(queue["ids"])
 reviewed = sum(1 for i in queue["ids"] if i in current)
 if flash:
@@ -240,13 +238,17 @@ st.progress(reviewed / in_queue if in_queue else 1.0,
             text=f"{reviewed} of {in_queue} in this queue reviewed")
 st.caption(f"{len(current)} decided in the project - "
            f"{decisions_per_minute(times):.1f} decisions/minute")
-if remaining <= 0:
+if claimed is None:
     st.success("Nothing left to review with this signal and filter.")
+    elsewhere = sum(1 for lease in store.active_leases(project.id) if lease.who != who)
+    if elsewhere:
+        st.caption(f"{elsewhere} text(s) are open with other reviewers; one left "
+                   "unfinished comes back here when its lease runs out (10 minutes).")
     st.button("Undo last decision", shortcut="U", on_click=undo_last)
     history()
     st.stop()
 
-sample_id = queue["ids"][pos]
+sample_id = claimed
 sample = store.samples(project.id, ids=[sample_id])[0]
 candidates = queue["candidates"].get(sample_id, [])
 probs = None

@@ -3,7 +3,8 @@
 :class:`Store` is the one object the rest of the app holds. Its methods come from one module
 per noun, each owning its tables (``projects``: projects, labels and samples;
 ``teacher_runs``: teacher runs, annotations and the LLM reply cache; ``decisions``;
-``student_runs``: student runs and predictions) plus ``queries`` for the screen-shaped reads
+``student_runs``: student runs and predictions; ``team``: members, leases and the
+overlap) plus ``queries`` for the screen-shaped reads
 that join them. ``connection`` holds the connection, its lock, transactions and migrations.
 Reads return the frozen records of :mod:`candist_core.records`.
 """
@@ -20,13 +21,15 @@ from .projects import ProjectsTable, SamplesTable, validate_project_name
 from .queries import PREDICTION_FILTERS, PREDICTION_ORDERS, Queries
 from .student_runs import StudentRunsTable
 from .teacher_runs import ReplyCacheTable, TeacherRunsTable
+from .team import TeamTable
 
 __all__ = ["Store", "SCHEMA_VERSION", "PREDICTION_FILTERS", "PREDICTION_ORDERS", "SOURCES",
            "validate_project_name", "now"]
 
 
 class Store(ProjectsTable, SamplesTable, TeacherRunsTable, ReplyCacheTable, DecisionsTable,
-            StudentRunsTable, Queries, LabelKeysTable, SampleBrowser, AuditsTable):
+            StudentRunsTable, Queries, LabelKeysTable, SampleBrowser, AuditsTable,
+            TeamTable):
     """A CanDist database file. Open with ``Store(path)``; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0):

@@ -173,6 +173,45 @@ MIGRATIONS: dict[int, str] = {
         UNIQUE (project_id, key)
     );
     """,
+    # Team review (issue 15). members: who may do what (project_id NULL = the whole
+    # database, its owner). leases: the text a reviewer has open, so two reviewers never
+    # get the same one (expires in unix seconds; expired rows simply do not count).
+    # overlap_items: texts pinned in the overlap whatever the share (the overlap itself is
+    # a seeded hash of the sample id, store/team.py); project_settings: per-project values
+    # such as the overlap share. decisions.resolution marks an owner's resolution of a
+    # conflict (the newest decision, so it is current; never counted as a rater).
+    5: """
+    CREATE TABLE members (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NULL REFERENCES projects(id) ON DELETE CASCADE,
+        email TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'reviewer')),
+        added_by TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX members_unique ON members(COALESCE(project_id, 0), email);
+    CREATE TABLE leases (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+        who TEXT NOT NULL,
+        expires REAL NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (project_id, sample_id, who)
+    );
+    CREATE INDEX leases_who ON leases(project_id, who);
+    CREATE TABLE overlap_items (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+        PRIMARY KEY (project_id, sample_id)
+    );
+    CREATE TABLE project_settings (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (project_id, key)
+    );
+    ALTER TABLE decisions ADD COLUMN resolution INTEGER NOT NULL DEFAULT 0;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -26,13 +26,20 @@ class DecisionsTable:
 
     def record_decision(self, project_id: int, sample_id: int, *, action: str,
                         label: str | None = None, in_candidates: bool | None = None,
-                        who: str = "", note: str = "", audit: bool = False) -> int:
-        """Append a human decision (``label`` or ``skip``); committed on return.
-        ``audit``: made blind on a text of the audit sample (see ``store.audits``)."""
-        with self._c.lock:
-            return self._c.table("decisions").insert(_decision_row(
-                project_id, sample_id, action=action, label=label,
-                in_candidates=in_candidates, who=who, note=note, audit=audit)).last_pk
+                        who: str = "", note: str = "", audit: bool = False,
+                        resolution: bool = False) -> int:
+        """Append a human decision (``label`` or ``skip``); committed on return, together
+        with the release of ``who``'s lease on the text (``store.team``).
+        ``audit``: made blind on a text of the audit sample (see ``store.audits``);
+        ``resolution``: an owner's resolution of a conflict between reviewers."""
+        row = _decision_row(project_id, sample_id, action=action, label=label,
+                            in_candidates=in_candidates, who=who, note=note, audit=audit,
+                            resolution=resolution)
+        with self._c.atomic() as db:
+            decision_id = db["decisions"].insert(row).last_pk
+            db.execute("DELETE FROM leases WHERE project_id = ? AND sample_id = ? AND who = ?",
+                       [project_id, sample_id, who])
+        return decision_id
 
     def record_decisions(self, project_id: int, labels: dict[int, str], *, who: str = "",
                          audit: bool = False) -> int:
@@ -42,6 +49,8 @@ class DecisionsTable:
                               audit=audit) for sid, label in labels.items()]
         with self._c.atomic() as db:
             db["decisions"].insert_all(rows, batch_size=500)
+            db.conn.executemany("DELETE FROM leases WHERE project_id = ? AND sample_id = ? "
+                           "AND who = ?", [(project_id, sid, who) for sid in labels])
         return len(rows)
 
     def undo_decision(self, project_id: int, *, who: str = "") -> Decision | None:
@@ -100,7 +109,7 @@ def _undo_row(project_id: int, undone: dict, who: str) -> dict:
 
 def _decision_row(project_id: int, sample_id: int, *, action: str, label: str | None,
                   in_candidates: bool | None = None, who: str = "", note: str = "",
-                  audit: bool = False) -> dict:
+                  audit: bool = False, resolution: bool = False) -> dict:
     if action not in ACTIONS:
         raise ValueError(f"action must be 'label' or 'skip', got {action!r}")
     if action == "label" and not label:
@@ -108,4 +117,5 @@ def _decision_row(project_id: int, sample_id: int, *, action: str, label: str | 
     return {"project_id": project_id, "sample_id": sample_id, "action": action,
             "label": label if action == "label" else None,
             "in_candidates": None if in_candidates is None else int(in_candidates),
-            "who": who, "note": note, "audit": int(audit), "created": now()}
+            "who": who, "note": note, "audit": int(audit), "resolution": int(resolution),
+            "created": now()}

@@ -77,6 +77,7 @@ class StudentRunsTable:
                  "entropy": float(entropy[i]), "out_of_candidate": int(out_of_candidate[i]),
                  "high_confidence": int(high_confidence[i]), "small_loss": int(small_loss[i])}
                 for i, sid in enumerate(sample_ids)), batch_size=500)
+        self.__dict__.pop("_signals_cache", None)   # Queries.review_signals' run columns
 
     def predictions(self, run_id: int) -> list[Prediction]:
         return [Prediction.from_row(r) for r in self._c.rows(
