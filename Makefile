@@ -3,14 +3,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DB ?= data/candist.db
+DB ?= $(or $(CANDIST_DB),data/candist.db)
 PORT ?= 8501
 # serve-team: the address to bind (every interface by default) and whether to serve
 # without sign-in anyway (ALLOW_OPEN=1: anyone who reaches the port can read and change
 # every project).
 TEAM_ADDRESS ?= 0.0.0.0
 ALLOW_OPEN ?=
-SIGN_IN_CHECK := import sys, tomllib, pathlib; p = pathlib.Path(".streamlit/secrets.toml"); \
+# SECRETS: the secrets file with the [auth] section (kept out of git; any path).
+SECRETS ?= .streamlit/secrets.toml
+SIGN_IN_CHECK := import sys, tomllib, pathlib; p = pathlib.Path("$(SECRETS)"); \
   sys.exit(0 if p.is_file() and "auth" in tomllib.loads(p.read_text()) else 1)
 
 .PHONY: run serve-team test test-fast bench system-deps clean
@@ -44,13 +46,14 @@ serve-team: $(VENV)/.runtime
 	elif [ "$(ALLOW_OPEN)" = 1 ]; then \
 	  echo "warning: serving $(TEAM_ADDRESS):$(PORT) WITHOUT sign-in (ALLOW_OPEN=1): anyone who can reach it can read and change every project" >&2; \
 	else \
-	  echo "error: no [auth] section in .streamlit/secrets.toml: configure sign-in first (README, \"Serving a team\"), or run 'make serve-team ALLOW_OPEN=1' to serve it open anyway" >&2; \
+	  echo "error: no [auth] section in $(SECRETS): configure sign-in first (README, \"Serving a team\"), or run 'make serve-team ALLOW_OPEN=1' to serve it open anyway" >&2; \
 	  exit 2; \
 	fi
 	$(PY) -m candist_core demo --db $(DB) --if-missing
 	CANDIST_DB=$(DB) CANDIST_ALLOW_OPEN=$(if $(filter 1,$(ALLOW_OPEN)),1,) \
 	  $(PY) -m streamlit run app.py --server.port $(PORT) \
-	  --server.address $(TEAM_ADDRESS) --server.headless true --browser.gatherUsageStats false
+	  --server.address $(TEAM_ADDRESS) --server.headless true --browser.gatherUsageStats false \
+	  $(if $(wildcard $(SECRETS)),--secrets.files $(SECRETS),)
 
 test: $(VENV)/.dev system-deps
 	$(PY) -m pytest

@@ -78,7 +78,7 @@ def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
     at.run()
     wait_for_job(at, "Annotation done")
     assert not at.error
-    assert any("run 1 of this project): offline" in s.value for s in at.subheader)
+    assert any("(this project's run 1): offline" in s.value for s in at.subheader)
     assert metric(at, "Annotated") == "200"
     assert metric(at, "Coverage (1-α)").endswith("%")
     with Store(app_db) as store:

@@ -246,15 +246,48 @@ def test_the_agreement_page_shows_kappa_and_resolves_a_conflict(tmp_path, monkey
     assert any(s.value == "Conflicts (2)" for s in at.subheader)
     resolve = next(s for s in at.selectbox if s.key == f"resolve-{ids[6]}")
     resolve.set_value("b").run()
+    assert any(s.value == "Conflicts (2)" for s in at.subheader)   # picked, not yet pressed
+    next(b for b in at.button if b.key == f"resolve-go-{ids[6]}").click().run()
     assert not at.exception, at.exception
     assert any(s.value == "Conflicts (1)" for s in at.subheader)
+    assert any("1 conflict(s) resolved" in c.value for c in at.caption)
     with Store(db) as store:
         assert store.resolutions(project.id) == {ids[6]: "b"}
         assert store.current_decisions(project.id)[ids[6]].who == "boss"
-    share = next(n for n in at.number_input if n.key == "overlap_pct")
+    share = next(n for n in at.slider if n.key == "overlap_pct")
     share.set_value(20).run()
     with Store(db) as store:
         assert store.overlap_share(project.id) == 0.2
+
+
+# ---------------------------------------------------------------------- histories
+def test_each_reviewer_keeps_their_own_history_on_a_text_two_people_labelled(store):
+    project, ids = project_with(store, 3, share=0.5)
+    store.record_decision(project.id, ids[0], action="label", label="a", who="ann")
+    store.record_decision(project.id, ids[0], action="label", label="b", who="bob")
+    store.record_decision(project.id, ids[1], action="label", label="c", who="ann")
+    # bob decided ids[0] last, yet it stays in ann's history, with ann's label
+    assert [(d.sample_id, d.label) for d in store.recent_decisions(project.id, who="ann")] \
+        == [(ids[1], "c"), (ids[0], "a")]
+    assert store.decision_of(project.id, ids[0], "ann").label == "a"
+    # and ann can undo it: bob's label stays the text's label
+    mine = store.recent_decisions(project.id, who="ann")[1]
+    assert store.undo_decision_id(project.id, mine.id, who="ann") is not None
+    assert store.decision_of(project.id, ids[0], "ann") is None
+    assert store.current_decisions(project.id)[ids[0]].label == "b"
+
+
+def test_a_resolution_is_not_in_the_owners_review_history_nor_undone_by_undo(store):
+    project, ids = project_with(store, 2, share=0.5)
+    store.record_decision(project.id, ids[0], action="label", label="a", who="ann")
+    store.record_decision(project.id, ids[0], action="label", label="b", who="boss")
+    store.resolve(project.id, ids[0], "c", who="boss")
+    assert [(d.sample_id, d.label) for d in store.recent_decisions(project.id, who="boss")] \
+        == [(ids[0], "b")]
+    undone = store.undo_decision(project.id, who="boss")     # boss's own label, not the
+    assert undone.label == "b" and not undone.resolution      # resolution
+    assert store.resolutions(project.id) == {ids[0]: "c"}
+    assert store.current_decisions(project.id)[ids[0]].label == "c"
 
 
 # ---------------------------------------------------------------------- the CLI
@@ -286,3 +319,10 @@ def test_the_cli_manages_members_overlap_and_prints_agreement(tmp_path):
     assert [(c["a"], c["b"], c["n"]) for c in out["cohen_kappa"]] == [("ann", "bob", 6)]
     metrics = json.loads(run_cli("metrics", *base, "--json", check=True).stdout)
     assert metrics["agreement"] == out and "audit" in metrics and "samples" in metrics
+
+
+def test_one_text_knows_whether_it_is_in_the_overlap(store):
+    project, ids = project_with(store, 200, share=0.3)
+    overlap = store.overlap_ids(project.id)
+    assert 30 < len(overlap) < 90
+    assert {sid for sid in ids if store.in_overlap(project.id, sid)} == overlap

@@ -33,9 +33,9 @@ def _share_changed() -> None:
         st.session_state["flash"] = str(exc)
 
 
-st.number_input("Overlap share (% of texts labelled by two reviewers)", 0,
-                int(MAX_OVERLAP_SHARE * 100), int(round(store.overlap_share(project.id) * 100)),
-                step=5, key="overlap_pct", on_change=_share_changed,
+st.slider("Overlap share: the % of texts labelled by two reviewers", 0,
+          int(MAX_OVERLAP_SHARE * 100), int(round(store.overlap_share(project.id) * 100)),
+          step=5, format="%d%%", key="overlap_pct", on_change=_share_changed,
                 help="Each text is in the overlap by a fixed random draw, so texts imported "
                      "later join at the same share. Raising it keeps every text already in "
                      "it; lowering it never drops a text two reviewers have labelled. 10% "
@@ -47,7 +47,10 @@ if flash:
 report = agreement_report(store, project.id)
 if report is None:
     st.info("No text has two reviewers' labels yet. Agreement shows here once two "
-            "reviewers have labelled the same texts on the Review page.")
+            "people have labelled the same texts on the Review page: team members signed "
+            "in (README, \"Serving a team\"), or, without sign-in, people who each typed "
+            "their own name in the sidebar's Reviewer box. A single reviewer has nothing "
+            "to agree with.")
     st.stop()
 
 
@@ -57,6 +60,10 @@ def _pct(e) -> str:
 
 def _num(e) -> str:
     return f"{e.value:.2f} ({e.low:.2f} to {e.high:.2f})"
+
+
+def _interval(e) -> str:
+    return f"{e.low:.2f} to {e.high:.2f}"
 
 
 st.subheader("Kappa")
@@ -74,8 +81,8 @@ if report["cohen_kappa"]:
     st.caption("Cohen's kappa: the same measure for one pair of reviewers on the texts "
                "they both labelled (pairs with at least 2 texts in common).")
     st.dataframe(pd.DataFrame([{"reviewer A": p["a"], "reviewer B": p["b"],
-                                "texts": p["n"], "kappa": round(p["estimate"].value, 3),
-                                "95% interval": _num(p["estimate"])}
+                                "texts": p["n"], "kappa": f"{p['estimate'].value:.2f}",
+                                "95% interval": _interval(p["estimate"])}
                                for p in report["cohen_kappa"]]), hide_index=True)
 
 st.subheader("Per label")
@@ -108,6 +115,10 @@ st.subheader(f"Conflicts ({len(report['conflicts'])})")
 st.caption("Texts whose reviewers disagree. Pick the right label to resolve one: the "
            "resolution becomes the text's label in the export and training; it is not "
            "counted as a rater, so kappa stays the reviewers' own agreement.")
+resolved = store.resolutions(project.id)
+if resolved:
+    st.caption(f"{len(resolved)} conflict(s) resolved so far (the Review page's audit trail "
+               "keeps who resolved what).")
 if not report["conflicts"]:
     st.success("No open conflicts.")
     st.stop()
@@ -120,7 +131,10 @@ def _resolve(sample_id: int, widget: str) -> None:
     choice = st.session_state.get(widget)
     if choice:
         store.resolve(project.id, sample_id, choice, who=_who())
-        st.session_state["flash"] = f"Resolved as {choice}."
+        st.session_state["flash"] = (f"Resolved as {choice}: the export and training use "
+                                     f"it; the reviewers' own labels stay for kappa.")
+    else:
+        st.session_state["flash"] = "Choose a label first."
 
 
 for c in shown:
@@ -129,8 +143,10 @@ for c in shown:
         st.caption(" · ".join(f"{who or '(no name)'}: {label}"
                               for who, label in c["labels"].items()))
         widget = f"resolve-{c['sample_id']}"
-        st.selectbox("Resolve as", labels, index=None, key=widget,
-                     placeholder="Choose the right label", on_change=_resolve,
-                     args=(c["sample_id"], widget))
+        pick, go = st.columns([4, 1], vertical_alignment="bottom")
+        pick.selectbox("Resolve as", labels, index=None, key=widget,
+                       placeholder="Choose the right label")
+        go.button("Resolve", key=f"resolve-go-{c['sample_id']}", on_click=_resolve,
+                  args=(c["sample_id"], widget))
 if len(report["conflicts"]) > len(shown):
     st.caption(f"Showing the first {len(shown)}; resolve them to see the rest.")

@@ -116,7 +116,8 @@ with st.expander("Conformal candidate sets: sets that hold the right label as of
         except CandistError as exc:
             st.error(str(exc))
 run_number = len(store.teacher_runs(project.id))
-st.subheader(f"Latest run (run {run_number} of this project): {run.teacher} / {run.model} "
+st.subheader(f"Latest run #{run.id} (this project's run {run_number}): "
+             f"{run.teacher} / {run.model} "
              f"/ {run.strategy}")
 labels = store.label_schema(project.id).names
 

@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+from candist_core.agreement import open_conflicts
 from candist_core.exporting import ExportOptions, export_bytes, export_preview
 from candist_core.records import CandistError
 from candist_core.reports import export_counts, quality_estimate
@@ -10,6 +11,13 @@ from views.common import require_project, show_quality
 store, project = require_project("export")
 st.title("Export")
 show_quality(store, project)
+disputed = open_conflicts(store, project.id)
+if disputed:
+    st.warning(f"{len(disputed)} text(s) have labels from two reviewers that disagree and "
+               "are not resolved yet: the export gives each the label decided last. "
+               "Resolve them on the Agreement page first.", icon=":material/warning:")
+    st.page_link("views/agreement.py", label="Resolve conflicts on the Agreement page",
+                 icon=":material/arrow_forward:")
 policies = {"Human, then student, then teacher": ("human", "student", "teacher"),
             "Human, then teacher": ("human", "teacher"),
             "Human only": ("human",)}

@@ -63,9 +63,10 @@ def team_section(project) -> None:
             st.caption("Sign-in is not configured, so this app serves you alone and you are "
                        "its owner. Members take effect once sign-in is configured (README, "
                        "\"Serving a team\").")
-        rows = ([(m.email, "owner (whole database)", m.added_by, m.created)
+        rows = ([(m.email, "owner (whole database)", m.added_by, m.created[:10])
                  for m in store.members(None)]
-                + [(m.email, m.role, m.added_by, m.created) for m in store.members(project.id)])
+                + [(m.email, m.role, m.added_by, m.created[:10])
+                   for m in store.members(project.id)])
         if rows:
             st.dataframe(pd.DataFrame(rows, columns=["email", "role", "added by", "since"]),
                          hide_index=True)
@@ -133,9 +134,12 @@ for col, (key, title, help_text) in zip(st.columns(len(METRICS)), METRICS):
 action = next_action(counts)
 if counts["annotated"]:
     show_quality(store, project)
-st.info(f"Next step: {next_step(counts)}")
-if not can_open(role, PAGES[action]):
+if can_open(role, PAGES[action]):
+    st.info(f"Next step: {next_step(counts)}")
+else:      # a reviewer: the project's next step is an owner's; theirs is the review
     action = "review"
+    st.info("Next step for you: review the texts the queue offers (the project's owners "
+            "run the annotation, distillation and export).")
 link = {"project": project.name, **({"mode": "audit"} if action == "audit" else {})}
 st.page_link(f"views/{PAGES[action]}.py", label=f"Go to the {PAGES[action].title()} page"
              + (" (Audit mode)" if action == "audit" else ""),

@@ -20,6 +20,11 @@ labels = schema.names
 descriptions = {l.name: l.description for l in schema.labels}
 keys = assign_keys(labels, store.label_keys(project.id))
 who = reviewer_name()
+if st.session_state.get("review_who", who) != who and st.session_state.get("review_shown"):
+    # renamed in the sidebar: the text held under the old name goes back to the queue
+    store.release_lease(project.id, st.session_state["review_shown"],
+                        st.session_state["review_who"])
+st.session_state["review_who"] = who
 MODES = {"queue": "Queue: the texts most worth a look",
          "audit": "Audit: random texts, labelled blind"}
 mode = st.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True, key="review_mode",
@@ -31,6 +36,14 @@ mode = st.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True, key
 st.query_params["mode"] = mode
 
 
+def already_labelled(sample_id: int, label: str) -> bool:
+    """Whether this reviewer's current decision on the text is already ``label``. A
+    selectbox that left the page can send its old value once more with the next run (a
+    quick typist's next key); that must not record the decision twice."""
+    mine = store.decision_of(project.id, sample_id, who)
+    return mine is not None and mine.action == "label" and mine.label == label
+
+
 def audit_decide(sample_id: int, action: str, label: str | None = None) -> None:
     store.record_decision(project.id, sample_id, action=action, label=label, who=who,
                           audit=True)
@@ -38,7 +51,8 @@ def audit_decide(sample_id: int, action: str, label: str | None = None) -> None:
 
 
 def audit_search(sample_id: int, widget: str) -> None:
-    if st.session_state.get(widget):
+    if st.session_state.get(widget) and not already_labelled(sample_id,
+                                                             st.session_state[widget]):
         audit_decide(sample_id, "label", st.session_state[widget])
 
 
@@ -133,7 +147,11 @@ def load_queue() -> dict:
             "teacher_run": signals["teacher_run"], "student_run": signals["student_run"]}
 
 
-queue_key = (project.id, signal, label)
+# A new teacher or student run re-ranks the queue (and fills it after a first annotation).
+latest_teacher, latest_student = (store.latest_teacher_run(project.id),
+                                  store.latest_student_run(project.id))
+queue_key = (project.id, signal, label, latest_teacher and latest_teacher.id,
+             latest_student and latest_student.id)
 if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue") is None:
     st.session_state["queue"] = load_queue()
     st.session_state["queue_key"] = queue_key
@@ -154,7 +172,7 @@ def decide(sample_id: int, action: str, label: str | None = None,
 
 def pick_searched(sample_id: int, widget: str, candidates: list[str]) -> None:
     choice = st.session_state.get(widget)
-    if choice:
+    if choice and not already_labelled(sample_id, choice):
         decide(sample_id, "label", choice, choice in candidates)
 
 
@@ -189,7 +207,7 @@ def undo_one(decision_id: int) -> None:
 
 def change(sample_id: int, widget: str) -> None:
     new = st.session_state.get(widget)
-    if new:
+    if new and not already_labelled(sample_id, new):
         store.record_decision(project.id, sample_id, action="label", label=new,
                               in_candidates=new in queue["candidates"].get(sample_id, []),
                               who=who)
@@ -219,7 +237,7 @@ def history() -> None:
         u.button("Undo", key=f"undo-{d.id}", on_click=undo_one, args=(d.id,),
                  help="Undo this decision; the text comes back into the queue.")
     if more:
-        st.button("Show 20 older decisions", key="history-more", on_click=lambda: st.session_state
+        st.button("Show older decisions", key="history-more", on_click=lambda: st.session_state
                   .update(history_shown=shown + 20))
 
 
@@ -264,6 +282,9 @@ with st.container(border=True):
         why.append(f"the student says {top} ({probs[top]:.0%})"
                    + (", outside the teacher's candidates" if top not in candidates else ""))
     st.caption("Why here: " + "; ".join(why) + ".")
+    if store.in_overlap(project.id, sample_id):
+        st.caption("Overlap text: one other reviewer labels it too, without seeing your "
+                   "label, so the team's agreement can be measured (Agreement page).")
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)
 st.caption("Highlighted: the teacher's candidates"
            + (" · the percentage is the student's probability" if probs else "")

@@ -16,6 +16,20 @@ CURRENT_DECISIONS = """
           GROUP BY sample_id) latest ON latest.id = d.id
 """
 
+# Per (sample, who): that person's newest own decision (not an owner's resolution of a
+# conflict) not undone since. A reviewer's history reads these, so a text two people
+# labelled (team overlap) stays in both histories whichever of them decided last; their
+# 'label' rows are the ratings agreement is computed from (store.team).
+REVIEWER_DECISIONS = """
+    SELECT d.*
+    FROM decisions d
+    JOIN (SELECT sample_id, who, MAX(id) AS id FROM decisions
+          WHERE project_id = :project AND action != 'undo' AND resolution = 0
+            AND id NOT IN (SELECT undoes FROM decisions
+                           WHERE project_id = :project AND undoes IS NOT NULL)
+          GROUP BY sample_id, who) latest ON latest.id = d.id
+"""
+
 ACTIONS = ("label", "skip")
 
 
@@ -58,7 +72,7 @@ class DecisionsTable:
         with self._c.atomic() as db:
             row = self._c.one(
                 "SELECT * FROM decisions WHERE project_id = ? AND who = ? AND action != 'undo' "
-                "AND id NOT IN (SELECT undoes FROM decisions WHERE project_id = ? "
+                "AND resolution = 0 AND id NOT IN (SELECT undoes FROM decisions WHERE project_id = ? "
                 "AND undoes IS NOT NULL) ORDER BY id DESC LIMIT 1",
                 [project_id, who, project_id])
             if row is None:
@@ -79,21 +93,39 @@ class DecisionsTable:
 
     def recent_decisions(self, project_id: int, *, who: str | None = None,
                          limit: int = 10) -> list[Decision]:
-        """The current decisions (label or skip, not undone), newest first; only those of
-        ``who`` when given. The Review page's history, where any of them can be changed
-        (a new decision) or undone (an ``undo`` row): the log keeps every step."""
+        """The current decisions (label or skip, not undone), newest first. With ``who``:
+        that person's own current decisions (per text, their newest not undone, even when
+        someone else decided the text after them). The Review page's history, where any
+        of them can be changed (a new decision) or undone (an ``undo`` row): the log keeps
+        every step."""
+        if who is None:
+            return [Decision.from_row(r) for r in self._c.rows(
+                "SELECT * FROM (" + CURRENT_DECISIONS + ") ORDER BY id DESC LIMIT :limit",
+                {"project": project_id, "limit": limit})]
         return [Decision.from_row(r) for r in self._c.rows(
-            "SELECT * FROM (" + CURRENT_DECISIONS + ") "
-            "WHERE :who IS NULL OR who = :who ORDER BY id DESC LIMIT :limit",
+            "SELECT * FROM (" + REVIEWER_DECISIONS + ") WHERE who = :who "
+            "ORDER BY id DESC LIMIT :limit",
             {"project": project_id, "who": who, "limit": limit})]
+
+    def decision_of(self, project_id: int, sample_id: int, who: str) -> Decision | None:
+        """``who``'s current decision on one text (their newest not undone), or None."""
+        row = self._c.one(
+            "SELECT * FROM decisions WHERE project_id = :project AND sample_id = :sample "
+            "AND who = :who AND action != 'undo' AND resolution = 0 "
+            "AND id NOT IN (SELECT undoes FROM decisions "
+            "WHERE project_id = :project AND sample_id = :sample AND undoes IS NOT NULL) "
+            "ORDER BY id DESC LIMIT 1",
+            {"project": project_id, "sample": sample_id, "who": who})
+        return Decision.from_row(row) if row else None
 
     def undo_decision_id(self, project_id: int, decision_id: int, *,
                          who: str = "") -> Decision | None:
-        """Undo one decision if it is still current; returns it, or None. The sample's
-        decision before it (if any, and not undone) becomes current again."""
+        """Undo one decision if it is still its author's current decision on that text;
+        returns it, or None. The text's decision before it (if any, and not undone) becomes
+        current again."""
         with self._c.atomic() as db:
             row = self._c.one(
-                "SELECT * FROM (" + CURRENT_DECISIONS + ") WHERE id = :id",
+                "SELECT * FROM (" + REVIEWER_DECISIONS + ") WHERE id = :id",
                 {"project": project_id, "id": decision_id})
             if row is None:
                 return None

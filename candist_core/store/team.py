@@ -28,7 +28,7 @@ from typing import Sequence
 
 from ..records import Lease, Member
 from .connection import Connection, now
-from .decisions import CURRENT_DECISIONS
+from .decisions import CURRENT_DECISIONS, REVIEWER_DECISIONS
 
 ROLES = ("owner", "reviewer")
 DEFAULT_OVERLAP_SHARE = 0.10
@@ -37,17 +37,9 @@ DEFAULT_TTL = 600.0
 CHUNK = 500                 # ids checked per query by claim_next
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
-# Per (sample, who): the newest decision that is not undone and not a resolution. The
-# rows whose action is 'label' are the ratings agreement is computed from.
-RATER_DECISIONS = """
-    SELECT d.*
-    FROM decisions d
-    JOIN (SELECT sample_id, who, MAX(id) AS id FROM decisions
-          WHERE project_id = :project AND action != 'undo' AND resolution = 0
-            AND id NOT IN (SELECT undoes FROM decisions
-                           WHERE project_id = :project AND undoes IS NOT NULL)
-          GROUP BY sample_id, who) latest ON latest.id = d.id
-"""
+# The ratings agreement is computed from: per (sample, who), the newest own decision
+# not undone (its 'label' rows).
+RATER_DECISIONS = REVIEWER_DECISIONS
 
 
 def normalise_email(email: str) -> str:
@@ -170,6 +162,14 @@ class TeamTable:
                 f"HAVING COUNT(DISTINCT who) >= 2", {"project": project_id})
             self._set_setting(project_id, "overlap_share", float(share))
             self._set_setting(project_id, "overlap_seed", int(seed))
+
+    def in_overlap(self, project_id: int, sample_id: int) -> bool:
+        """Whether one text is in the overlap now (drawn by the share, or pinned)."""
+        if overlap_point(self.overlap_seed(project_id), sample_id) < \
+                self.overlap_share(project_id):
+            return True
+        return self._c.scalar("SELECT 1 FROM overlap_items WHERE project_id = ? AND "
+                              "sample_id = ?", [project_id, sample_id]) is not None
 
     def overlap_ids(self, project_id: int) -> set[int]:
         """The sample ids in the overlap now (drawn by the share, or pinned)."""
