@@ -7,6 +7,7 @@ history below. Every decision is written to the database the moment it is made.
 """
 import time
 
+import numpy as np
 import streamlit as st
 
 from candist_core.keys import assign_keys
@@ -245,16 +246,16 @@ def history() -> None:
 # render; a reload resumes it): decided texts and texts another reviewer has open are
 # passed over, so two reviewers never see the same text (except the overlap, which two
 # reviewers label blind to measure agreement; see candist_core/store/team.py).
-current = store.current_decisions(project.id)
+decided = store.decided_ids(project.id)
 claimed = store.claim_next(project.id, who, queue["ids"])
 st.session_state["review_shown"] = claimed
 in_queue = len(queue["ids"])
-reviewed = sum(1 for i in queue["ids"] if i in current)
+reviewed = int(np.isin(np.array(queue["ids"], dtype=np.int64), decided).sum())
 if flash:
     st.toast(flash)
 st.progress(reviewed / in_queue if in_queue else 1.0,
             text=f"{reviewed} of {in_queue} in this queue reviewed")
-st.caption(f"{len(current)} decided in the project - "
+st.caption(f"{len(decided)} decided in the project - "
            f"{decisions_per_minute(times):.1f} decisions/minute")
 if claimed is None:
     st.success("Nothing left to review with this signal and filter.")

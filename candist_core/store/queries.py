@@ -159,13 +159,17 @@ class Queries:
         else:
             columns = self._run_signals(project_id, teacher, student)
             cache[project_id] = (key, columns)
-        decided = np.fromstring(self._c.scalar(
-            f"SELECT group_concat(sample_id) FROM ({CURRENT_DECISIONS})",
-            {"project": project_id}) or "", dtype=np.int64, sep=",")
         return {**columns,
-                "decided": np.isin(columns["sample_id"], decided),
+                "decided": np.isin(columns["sample_id"], self.decided_ids(project_id)),
                 "teacher_run": teacher if teacher >= 0 else None,
                 "student_run": student if student >= 0 else None}
+
+    def decided_ids(self, project_id: int) -> np.ndarray:
+        """The ids of the texts with a current decision (label or skip), as one array:
+        what the Review page counts on every key press, without a record per decision."""
+        return np.fromstring(self._c.scalar(
+            f"SELECT group_concat(sample_id) FROM ({CURRENT_DECISIONS})",
+            {"project": project_id}) or "", dtype=np.int64, sep=",")
 
     def _run_signals(self, project_id: int, teacher: int, student: int) -> dict:
         """The run columns of :meth:`review_signals`. Each table is read as a handful of
