@@ -254,7 +254,7 @@ reviewed = int(np.isin(np.array(queue["ids"], dtype=np.int64), decided).sum())
 if flash:
     st.toast(flash)
 st.progress(reviewed / in_queue if in_queue else 1.0,
-            text=f"{reviewed} of {in_queue} in this queue reviewed")
+            text=f"{reviewed} of {in_queue} in this queue reviewed, {in_queue - reviewed} left")
 st.caption(f"{len(decided)} decided in the project - "
            f"{decisions_per_minute(times):.1f} decisions/minute")
 if claimed is None:

@@ -11,8 +11,7 @@ import numpy as np
 from ..records import ExportRow
 from .audits import AUDIT_DECISIONS
 from .connection import Connection
-from .decisions import CURRENT_DECISIONS
-from .team import RATER_DECISIONS
+from .decisions import CURRENT_DECISIONS, REVIEWER_DECISIONS
 
 # Filter and sort names of the prediction browser -> their SQL.
 PREDICTION_FILTERS = {
@@ -55,7 +54,7 @@ class Queries:
         human = {r[0]: (r[1], r[2]) for r in self._c.tuples(
             f"SELECT sample_id, action, label FROM ({CURRENT_DECISIONS})", params)}
         annotators = dict(self._c.tuples(
-            f"SELECT sample_id, COUNT(*) FROM ({RATER_DECISIONS}) WHERE action = 'label' "
+            f"SELECT sample_id, COUNT(*) FROM ({REVIEWER_DECISIONS}) WHERE action = 'label' "
             f"GROUP BY sample_id", params))
         sql = f"""
             SELECT s.id, s.ext_id, {"s.text" if texts else "''"}, s.gold,

@@ -37,10 +37,6 @@ DEFAULT_TTL = 600.0
 CHUNK = 500                 # ids checked per query by claim_next
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
-# The ratings agreement is computed from: per (sample, who), the newest own decision
-# not undone (its 'label' rows).
-RATER_DECISIONS = REVIEWER_DECISIONS
-
 
 def normalise_email(email: str) -> str:
     """``email`` stripped and lowercased; ValueError when it is not an address."""
@@ -158,7 +154,7 @@ class TeamTable:
         with self._c.atomic():
             self._c.write(
                 f"INSERT OR IGNORE INTO overlap_items (project_id, sample_id) "
-                f"SELECT :project, sample_id FROM ({RATER_DECISIONS}) GROUP BY sample_id "
+                f"SELECT :project, sample_id FROM ({REVIEWER_DECISIONS}) GROUP BY sample_id "
                 f"HAVING COUNT(DISTINCT who) >= 2", {"project": project_id})
             self._set_setting(project_id, "overlap_share", float(share))
             self._set_setting(project_id, "overlap_seed", int(seed))
@@ -302,7 +298,7 @@ class TeamTable:
         """(sample id, who, label) per (sample, who): the newest decision of ``who`` on the
         text that is not undone and not a resolution, when it is a label."""
         return [tuple(r) for r in self._c.tuples(
-            f"SELECT sample_id, who, label FROM ({RATER_DECISIONS}) WHERE action = 'label' "
+            f"SELECT sample_id, who, label FROM ({REVIEWER_DECISIONS}) WHERE action = 'label' "
             f"ORDER BY sample_id, who", {"project": project_id})]
 
     def rater_decision_times(self, project_id: int) -> list[tuple[str, str]]:
