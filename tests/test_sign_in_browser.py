@@ -204,7 +204,7 @@ def test_owner_adds_a_reviewer_who_reviews_and_cannot_open_owner_pages(signed_ap
         assert "Reviewer" not in [e.inner_text() for e in
                                   reviewer.locator('[data-testid="stWidgetLabel"]').all()]
         # the key handlers attach when the run that draws the buttons has finished
-        reviewer.locator(".st-key-label-0 button").wait_for(timeout=TIMEOUT)
+        reviewer.locator(".st-key-label-0 button").first.wait_for(timeout=TIMEOUT)
         settle(reviewer, 3000)
         shown.click()
         reviewer.keyboard.press("1")
