@@ -6,7 +6,7 @@ import streamlit as st
 
 from candist_core.agreement import INTERVAL, agreement_report
 from candist_core.store.team import MAX_OVERLAP_SHARE
-from views.common import require_project
+from views.common import current_user, require_project
 
 store, project = require_project("agreement")
 st.title("Agreement")
@@ -16,13 +16,9 @@ st.caption("A share of the texts (the overlap) goes to two reviewers, each blind
 
 
 def _who() -> str:
-    """The signed-in user's email when there is one, else the reviewer name in use."""
-    try:
-        if st.user.is_logged_in:
-            return st.user.email
-    except (AttributeError, KeyError):
-        pass
-    return st.session_state.get("reviewer", "owner")
+    """Who resolves: the signed-in email (as every decision records it), else the reviewer
+    name in use."""
+    return current_user() or st.session_state.get("reviewer", "owner")
 
 
 def _share_changed() -> None:

@@ -200,13 +200,14 @@ class Queries:
             ok = ids[pos] == got if n else np.zeros(len(got), dtype=bool)
             return pos[ok], np.flatnonzero(ok)
 
-        def strings(at, rows, joined: str | None, fill) -> list:
-            values = joined.split("\x1f") if joined is not None else []
+        def strings(at, rows, joined: str | None) -> list:
+            """Labels per sample; None where there is none (read as '')."""
+            values = [v or None for v in joined.split("\x1f")] if joined is not None else []
             if len(at) == n:
-                return [v or fill for v in values] if fill is None else values
-            out = [fill] * n
+                return values
+            out: list = [None] * n
             for i, k in zip(at.tolist(), rows.tolist()):
-                out[i] = values[k] or fill
+                out[i] = values[k]
             return out
 
         def floats(at, rows, joined: str | None) -> np.ndarray:
@@ -223,10 +224,10 @@ class Queries:
             for i, c in zip(at.tolist(), candidates):
                 full[i] = c
             candidates = full
-        teacher_label = strings(at, rows, ann[2], None)
+        teacher_label = strings(at, rows, ann[2])
         teacher_conf = floats(at, rows, ann[3])
         at, rows = place(pred[0])
-        student_label = strings(at, rows, pred[1], None)
+        student_label = strings(at, rows, pred[1])
         student_conf = floats(at, rows, pred[2])
         entropy = floats(at, rows, pred[3])
         outside = np.zeros(n, dtype=bool)
