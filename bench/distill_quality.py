@@ -90,7 +90,12 @@ def train(store, project, config: StudentConfig) -> dict:
     student = project_metrics(store, project.id)["student"]
     result = {"accuracy": round(student["accuracy"], 4), "best_epoch": run.best_epoch,
               "epochs": len(run.epochs), "seconds": round(time.perf_counter() - start, 1),
-              "per_epoch_accuracy": [round(e["gold_accuracy"], 4) for e in run.epochs]}
+              "per_epoch_accuracy": [round(e["gold_accuracy"], 4) for e in run.epochs],
+              # The label-free signals of every epoch, to compare selection rules with gold.
+              "per_epoch_selection": [round(e["selection_score"], 4) for e in run.epochs],
+              "per_epoch_set_mass": [round(e.get("selection_set_mass", float("nan")), 4)
+                                     for e in run.epochs],
+              "selection_n": run.epochs[-1].get("selection_n") if run.epochs else None}
     if run.checkpoint:
         result.update(test_split_score(project.name, Path(run.checkpoint)))
         shutil.rmtree(run.checkpoint)        # ~90 MB a student

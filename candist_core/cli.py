@@ -7,6 +7,7 @@ them, never rename them.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -19,17 +20,19 @@ from . import demo_project
 from .agreement import agreement_json, agreement_report
 from .audit import quality_report, record_decision_file, write_audit_sample
 from .conformal import DEFAULT_COVERAGE, STRATEGY as CONFORMAL, conformal_annotate
-from .exporting import ExportOptions, write_export
+from .exporting import ExportOptions, neutralise, write_export
 from .importing import FORMATS, ImportOptions, import_csv
-from .distill import distill_project
+from .distill import distill_project, update_student
 from .encoder import device_description, pick_device
 from .metrics import project_metrics, student_run_metrics
 from .predicting import PredictOptions, predict_file, student_model_path
 from .prompts import STRATEGIES
 from .records import CandistError, ProjectError, StudentError
+from .review import DEFAULT_SIGNAL, SIGNALS
+from .review_queue import review_queue
 from .schema import load_schema
 from .store import Store
-from .student import HEAD_INITS, METHODS, StudentConfig, with_overrides
+from .student import HEAD_INITS, METHODS, SELECTION_RULES, StudentConfig, with_overrides
 from .teacher import TeacherConfig, annotate_project, make_teacher, plan_annotation
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -141,12 +144,17 @@ def _teacher_config(args) -> TeacherConfig:
 
 @command("annotate")
 def cmd_annotate(args) -> int:
+    from .human_teacher import annotate_with_decisions, plan_with_decisions
     if args.strategy == CONFORMAL:
+        if args.with_decisions:
+            raise ProjectError("--with-decisions makes a new teacher run; conformal sets are "
+                               "derived from one: run them one after the other.")
         return annotate_conformal(args)
     config = _teacher_config(args)
     with _open(args) as store:
         project = store.get_project(args.project)
-        plan = plan_annotation(store, project.id, config, kind=args.teacher, limit=args.limit)
+        plan = (plan_with_decisions if args.with_decisions else plan_annotation)(
+            store, project.id, config, kind=args.teacher, limit=args.limit)
         if args.plan:
             print(json.dumps(plan))
             return 0
@@ -156,8 +164,9 @@ def cmd_annotate(args) -> int:
             print(f"Plan: {plan['requests']} requests, ~{plan['prompt_tokens']} prompt and "
                   f"~{plan['completion_tokens']} completion tokens, ~${plan['cost']:.4f}.",
                   file=sys.stderr)
-        summary = annotate_project(store, project.id, teacher, config, limit=args.limit,
-                                   progress=ProgressBar("annotate", unit="text"))
+        summary = (annotate_with_decisions if args.with_decisions else annotate_project)(
+            store, project.id, teacher, config, limit=args.limit,
+            progress=ProgressBar("annotate", unit="text"))
         warn_quality(store, project.id)
     print(json.dumps(summary.to_dict()) if args.json else summary.describe())
     return 0 if summary.status == "done" else 3
@@ -165,11 +174,14 @@ def cmd_annotate(args) -> int:
 
 @command("distill")
 def cmd_distill(args) -> int:
+    if args.update:
+        return distill_update(args)
     config = with_overrides(StudentConfig(method=args.method), epochs=args.epochs, lr=args.lr,
                             max_length=args.max_length, batch_size=args.batch_size,
                             device=args.device, model=args.model, seed=args.seed,
                             delta=args.delta, gamma=args.gamma, tau=args.tau,
-                            head_init=args.head)
+                            head_init=args.head, patience=args.patience,
+                            selection_rule=args.selection_rule)
     bar = ProgressBar("distill", unit="step")
     with _open(args) as store:
         project = store.get_project(args.project)
@@ -199,6 +211,53 @@ def cmd_distill(args) -> int:
         print(f"Student run #{run_id} {run.status}: best epoch {run.best_epoch} of "
               f"{metrics['epochs_run']}" + (f", accuracy vs gold {acc:.3f}" if acc is not None
                                             else "") + ".")
+    return 0
+
+
+def distill_update(args) -> int:
+    """``distill --update``: the learning loop's warm-started head update (seconds)."""
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        run_id = update_student(store, project.id, trigger="cli")
+        run = store.student_run(run_id)
+        metrics = student_run_metrics(store, run)
+    if args.json:
+        print(json.dumps({**metrics, "update_of": run.config.get("update_of"),
+                          "human_labels": run.config.get("human_labels"),
+                          "seconds": run.epochs[-1].get("seconds") if run.epochs else None}))
+    else:
+        acc = metrics["accuracy"]
+        print(f"Student run #{run_id} {run.status}: updated student #{run.config['update_of']} "
+              f"with {run.config['human_labels']} human labels"
+              + (f", accuracy vs gold {acc:.3f}" if acc is not None else "") + ".")
+    return 0
+
+
+@command("queue")
+def cmd_queue(args) -> int:
+    """The next K texts in review order (id, text, candidates), as the Review page would
+    serve them: for scripting the loop and benchmarking it from outside the app."""
+    if args.n < 1:
+        raise ProjectError("--n must be at least 1.")
+    with _open(args) as store:
+        project = store.get_project(args.project)
+        rows = review_queue(store, project.id, n=args.n, signal=args.signal)
+    try:
+        out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    except OSError as exc:
+        raise ProjectError(f"Cannot write {args.out}: {exc.strerror}.") from exc
+    try:
+        writer = csv.writer(out)
+        writer.writerow(["id", "text", "candidates"])
+        for row in rows:
+            writer.writerow([neutralise(row["id"]), neutralise(row["text"]),
+                             neutralise(json.dumps(row["candidates"]))])
+    finally:
+        if args.out:
+            out.close()
+    if args.out:
+        print(f"Wrote the next {len(rows)} texts ({args.signal}) to {args.out}.",
+              file=sys.stderr)
     return 0
 
 
@@ -466,6 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument("--plan", action="store_true", help="print the plan and spend nothing")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.add_argument("--with-decisions", action="store_true",
+                   help="teach the teacher with the human labels (review and audit), in a "
+                        "new run: offline, every text ranked with votes from the labelled "
+                        "texts; openai, only the ambiguous texts nobody decided asked again "
+                        "with the reviewed texts as demonstrations (cached replies are free)")
 
     p = add("distill", "train the student on the latest teacher run")
     p.add_argument("--method", choices=list(METHODS), default="candist")
@@ -484,7 +548,22 @@ def build_parser() -> argparse.ArgumentParser:
                         f"candidate sets under {StudentConfig.prototypes_below:g} samples a "
                         "class, else random)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None, metavar="N",
+                   help="stop after N epochs without a better selection score "
+                        "(default 0: train every epoch of --epochs)")
+    p.add_argument("--selection-rule", choices=list(SELECTION_RULES), default=None,
+                   help="best: the epoch with the highest label-free score; one_se: the "
+                        "latest epoch within one standard error of it")
+    p.add_argument("--update", action="store_true",
+                   help="retrain only the latest student's head with the current human "
+                        "decisions (seconds; the other flags are ignored)")
     p.add_argument("--json", action="store_true", help="print the student metrics as JSON")
+
+    p = add("queue", "write the next texts to review, in review order (id,text,candidates)")
+    p.add_argument("--n", type=int, default=50, help="how many texts (default 50)")
+    p.add_argument("--signal", choices=list(SIGNALS), default=DEFAULT_SIGNAL,
+                   help=f"the review order (default {DEFAULT_SIGNAL}, the app's default)")
+    p.add_argument("--out", default=None, metavar="FILE", help="CSV file (default: stdout)")
 
     p = sub.add_parser("predict", help="label a new CSV, JSONL or Parquet file with a "
                        "trained student")

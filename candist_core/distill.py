@@ -8,16 +8,22 @@ half-written) and saves the checkpoint under ``<database folder>/models/``.
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .audit import with_audit_selection
+from .learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
 from .metrics import entropy, student_run_metrics
 from .model_dir import ModelCard, save_model_dir
 from .records import StudentError, TeacherRun
 from .schema import label_texts
-from .student import Distiller, StudentConfig, TrainingData
+from .student import Distiller, StudentConfig, TrainingData, review_flags, set_targets
+from .student_state import load_embeddings, load_head, save_state, state_path
 from .workers import worker_alive, worker_id
 
 
@@ -44,6 +50,7 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
     cand = torch.zeros((n, c), dtype=torch.bool)
     human_idx = torch.full((n,), -1, dtype=torch.long)
     gold = torch.full((n,), -1, dtype=torch.long)
+    teacher = torch.full((n,), -1, dtype=torch.long)
     for i, sample in enumerate(samples):
         row = annotations.get(sample.id)
         if row is not None:
@@ -51,12 +58,14 @@ def training_data(store, project_id: int, *, method: str, teacher_run_id: int | 
             for label in labels:
                 if label in index:
                     cand[i, index[label]] = True
+            if row.label in index:
+                teacher[i] = index[row.label]
         if sample.id in human:
             human_idx[i] = index[human[sample.id]]
         if sample.gold in index:
             gold[i] = index[sample.gold]
     data = TrainingData([s.id for s in samples], [s.text for s in samples], names, cand,
-                        human_idx, gold, label_texts=label_texts(schema))
+                        human_idx, gold, label_texts=label_texts(schema), teacher=teacher)
     return data, run
 
 
@@ -105,19 +114,116 @@ def distill_project(store, project_id: int, config: StudentConfig, *,
                                 entropy=entropy(result.probs),
                                 out_of_candidate=result.flags["out_of_candidate"],
                                 high_confidence=result.flags["high_confidence"],
-                                small_loss=result.flags["small_loss"])
+                                small_loss=result.flags["small_loss"],
+                                **issue_signals(result.pooled, data, result.probs,
+                                                seed=config.seed))
         path = None
+        project = store.project_by_id(project_id)
         if save_checkpoint and result.state is not None:
-            project = store.project_by_id(project_id)
             card = model_card(store, run_id, project.name, data, teacher_run, config, result)
             path = str(save_student(trainer, result, data.labels,
                                     checkpoint_dir(store, project.name, run_id), card=card))
+        if result.state is not None and str(store.path) != ":memory:":
+            save_state(state_path(checkpoint_dir(store, project.name, run_id)),
+                       head=trained_head(trainer.model, result.state), labels=data.labels,
+                       sample_ids=np.asarray(data.sample_ids), embeddings=result.pooled.numpy())
     except BaseException as exc:
         store.finish_student_run(run_id, status="failed", error=str(exc)[:500] or
                                  type(exc).__name__)
         raise
     store.finish_student_run(run_id, status="cancelled" if result.cancelled else "done",
                              best_epoch=result.best_epoch, checkpoint=path)
+    return run_id
+
+
+def trained_head(model, state: dict) -> Head:
+    """The best epoch's head of a trained :class:`StudentModel` as plain arrays."""
+    return Head(state["head.weight"].float().numpy().copy(),
+                state["head.bias"].float().numpy().copy(), bool(model.cosine),
+                float(model.scale))
+
+
+def issue_signals(pooled: torch.Tensor | None, data: TrainingData, probs: np.ndarray, *,
+                  seed: int = 0) -> dict:
+    """From probabilities of logistic heads on the student's embeddings that never saw the
+    text (see :mod:`learning`): ``label_issue``, cleanlab's label-quality score of each
+    text's teacher label, and ``oos_confidence``, the probability of the student's own
+    label. Empty without embeddings."""
+    if pooled is None:
+        return {}
+    targets = set_targets(data.cand, data.fixed,
+                          F.one_hot(data.human.clamp(min=0), len(data.labels)).float())
+    oos = out_of_sample_probs(pooled, targets, seed=seed)
+    student = np.asarray(probs).argmax(1)
+    out = {"oos_confidence": oos[np.arange(len(oos)), student]}
+    if data.teacher is not None and bool((data.teacher >= 0).any()):
+        out["label_issue"] = label_quality(data.teacher.numpy(), oos)
+    return out
+
+
+def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig(), *,
+                   trigger: str = "on demand") -> int:
+    """A new student run whose head is the latest student's, retrained on the current
+    targets with every human decision fixed (:func:`learning.update_head`) over the text
+    embeddings of the latest full distillation; predictions are rewritten in one
+    transaction and the run is marked done only after, so an update killed at any point
+    leaves the previous predictions as the ones shown. Returns the run id."""
+    fail_interrupted_runs(store, project_id)
+    latest = store.latest_student_run(project_id)
+    if latest is None:
+        raise StudentError("No student yet: run a full distillation first (an update "
+                           "retrains the head of the latest student).")
+    project = store.project_by_id(project_id)
+    base = int(latest.config.get("embeddings_run", latest.id))
+    head, labels = load_head(state_path(checkpoint_dir(store, project.name, latest.id)))
+    ids, embeddings = load_embeddings(state_path(checkpoint_dir(store, project.name, base)))
+    data, teacher_run = training_data(store, project_id, method="candist")
+    if labels != data.labels:
+        raise StudentError("The project's labels changed since the last full distillation: "
+                           "run a full distillation.")
+    rows = np.searchsorted(ids, data.sample_ids)
+    rows = np.minimum(rows, len(ids) - 1)
+    missing = int((ids[rows] != np.asarray(data.sample_ids)).sum())
+    if missing:
+        raise StudentError(f"{missing} texts were imported after the last full "
+                           "distillation and have no embeddings: run a full distillation.")
+    decisions = int(data.fixed.sum())
+    run_id = store.create_student_run(
+        project_id, teacher_run_id=teacher_run.id if teacher_run else None, method="candist",
+        config={"update_of": latest.id, "embeddings_run": base, "trigger": trigger,
+                "human_labels": decisions, **asdict(config)}, worker=worker_id())
+    started = time.perf_counter()
+    try:
+        pooled = torch.from_numpy(embeddings[rows])
+        fixed_targets = F.one_hot(data.human.clamp(min=0), len(labels)).float()
+        new_head, losses = update_head(head, pooled, data.cand, data.fixed, fixed_targets,
+                                       config)
+        probs = new_head.probs(pooled)
+        flags = review_flags(probs, data.cand, fixed=data.fixed, delta=config.delta,
+                             tau=config.tau)
+        issues = issue_signals(pooled, data, probs.numpy(), seed=config.seed)
+        pred = probs.argmax(1)
+        gold = data.gold >= 0
+        store.record_student_epoch(run_id, {
+            "epoch": 1, "update": True, "loss": float(np.mean(losses[-config.steps:])),
+            "step_losses": [round(x, 4) for x in losses], "validation": "none",
+            "selection_score": 1.0, "human_accuracy": None, "head": "update",
+            "d_out": int(flags["out_of_candidate"].sum()), "d_sl": int(flags["small_loss"].sum()),
+            "d_hc": int(flags["high_confidence"].sum()),
+            "gold_accuracy": float((pred[gold] == data.gold[gold]).float().mean())
+            if gold.any() else None, "seconds": round(time.perf_counter() - started, 2)})
+        store.write_predictions(run_id, data.sample_ids, probs.numpy(), labels,
+                                entropy=entropy(probs.numpy()),
+                                out_of_candidate=flags["out_of_candidate"],
+                                high_confidence=flags["high_confidence"],
+                                small_loss=flags["small_loss"], **issues)
+        save_state(state_path(checkpoint_dir(store, project.name, run_id)), head=new_head,
+                   labels=labels)
+    except BaseException as exc:
+        store.finish_student_run(run_id, status="failed", error=str(exc)[:500] or
+                                 type(exc).__name__)
+        raise
+    store.finish_student_run(run_id, status="done", best_epoch=1)
     return run_id
 
 

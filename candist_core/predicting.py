@@ -74,23 +74,33 @@ class Predictor:
     def from_dir(cls, path: str | Path, *, device: str = "auto") -> Predictor:
         return cls(*load_model_dir(path, device=device))
 
-    @torch.inference_mode()
     def probabilities(self, texts: list[str], *, batch_size: int = 64,
                       on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """(len(texts), len(labels)) softmax outputs. Texts are cut to the length the
         student was trained at; batches are formed by length, so padding stays small."""
+        return self._batched(texts, lambda ids, mask: torch.softmax(
+            self.model(input_ids=ids, attention_mask=mask).logits.float(), -1),
+            width=len(self.labels), batch_size=batch_size, on_progress=on_progress)
+
+    def embeddings(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        """(len(texts), hidden) pooled embeddings, the head's input: what a head update
+        (:mod:`learning`) scores new texts with."""
+        return self._batched(texts, lambda ids, mask: self.model.pooled(ids, mask).float(),
+                             width=self.model.head.in_features, batch_size=batch_size)
+
+    @torch.inference_mode()
+    def _batched(self, texts: list[str], fn, *, width: int, batch_size: int,
+                 on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        out = np.zeros((len(ids), width), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             enc = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]},
                                      return_tensors="pt")
             with self._autocast():
-                logits = self.model(input_ids=enc["input_ids"].to(self.device),
-                                    attention_mask=enc["attention_mask"].to(self.device)
-                                    ).logits
-            out[rows] = torch.softmax(logits.float(), -1).cpu().numpy()
+                out[rows] = fn(enc["input_ids"].to(self.device),
+                               enc["attention_mask"].to(self.device)).cpu().numpy()
             if on_progress:
                 on_progress(min(start + batch_size, len(order)), len(order))
         return out

@@ -49,13 +49,14 @@ def _seconds_between(start: str, end: str | None) -> float | None:
 
 
 def timed_runs(store, *, limit: int = 5) -> list[tuple[int, int, float]]:
-    """(texts, epochs run, wall seconds) of the latest finished student runs of every
-    project in the database: this machine's measured throughput."""
+    """(texts, epochs run, wall seconds) of the latest finished full distillations of every
+    project in the database: this machine's measured throughput (head updates, seconds
+    each, say nothing of it)."""
     out = []
     for project in store.list_projects():
         for run in store.student_runs(project.id):
             took = _seconds_between(run.created, run.finished)
-            if run.status == "done" and took and run.epochs:
+            if run.status == "done" and took and run.epochs and "update_of" not in run.config:
                 texts = store.count_predictions(run.id)
                 if texts:
                     out.append((run.id, texts, len(run.epochs), took))

@@ -274,12 +274,15 @@ class Prediction:
     out_of_candidate: bool = False
     high_confidence: bool = False
     small_loss: bool = False
+    label_issue: float | None = None   # cleanlab's label quality of the teacher's label
+    oos_confidence: float | None = None  # out-of-sample probability of the student's label
 
     @classmethod
     def from_row(cls, row: dict) -> "Prediction":
         return cls(row["run_id"], row["sample_id"], unpack_probs(row["probs"]), row["label"],
                    row["confidence"], row["entropy"], bool(row["out_of_candidate"]),
-                   bool(row["high_confidence"]), bool(row["small_loss"]))
+                   bool(row["high_confidence"]), bool(row["small_loss"]),
+                   row.get("label_issue"), row.get("oos_confidence"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from .refinery import (Components, Partition, partition, refined_targets, soft_c
 
 METHODS = ("candist", "sa", "uniform")
 HEAD_INITS = ("auto", "random", "prototypes")
+SELECTION_RULES = ("best", "one_se")
 # Still accepted, no longer offered: a cosine head at the label descriptions copies the
 # teacher's ranking and measured worse everywhere (bench/RESULTS.md, head-start experiments).
 LEGACY_HEAD_INITS = ("labels",)
@@ -47,7 +48,9 @@ class StudentConfig:
 
     method: str = "candist"
     model: str | None = None        # local transformers directory; default MiniLM-L6
-    epochs: int = 4
+    epochs: int = 4                 # at most this many epochs
+    patience: int = 0               # stop after this many epochs without a better score (0: off)
+    selection_rule: str = "best"    # best | one_se (see tolerance)
     warmup_epochs: int = 1          # epochs on re-normalised targets before refinery sets
     min_warmup_steps: int = 50      # ... and at least this many steps (small data sets)
     lr: float = 5e-5
@@ -82,6 +85,11 @@ class StudentConfig:
             raise StudentError("--max-length must be between 8 and 512.")
         if not 0 < self.lr < 1:
             raise StudentError("--lr must be between 0 and 1.")
+        if self.selection_rule not in SELECTION_RULES:
+            raise StudentError(f"Unknown selection rule {self.selection_rule!r}: use "
+                               f"{' or '.join(SELECTION_RULES)}.")
+        if self.patience < 0:
+            raise StudentError("Patience must be 0 (off) or more epochs.")
         if self.head_init not in HEAD_INITS + LEGACY_HEAD_INITS:
             raise StudentError(f"Unknown head start {self.head_init!r}: use "
                                f"{', '.join(HEAD_INITS)}.")
@@ -106,6 +114,7 @@ class TrainingData:
     human: torch.Tensor
     gold: torch.Tensor
     label_texts: list[str] | None = None   # "name: description", for the legacy labels head
+    teacher: torch.Tensor | None = None    # the teacher's top label index or -1 (label issues)
 
     @property
     def fixed(self) -> torch.Tensor:
@@ -125,6 +134,7 @@ class FitResult:
     state: dict | None = None          # best weights (for the checkpoint)
     max_length: int = 0
     cancelled: bool = False
+    pooled: torch.Tensor | None = None  # (N, hidden) embeddings of the best epoch's encoder
 
 
 def resolve_head(config: StudentConfig, samples: int, classes: int) -> str:
@@ -205,6 +215,18 @@ def lr_factor(step: int, *, warmup: int, total: int) -> float:
     less. The recorded accuracies (bench/RESULTS.md) were made with this schedule, so it
     stays (tests/test_student.py compares the two)."""
     return min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+
+
+def tolerance(best: float, n: int, rule: str) -> float:
+    """How far under the best selection score an epoch may score and still be picked.
+    ``one_se``: one binomial standard error of the best score on ``n`` validation rows
+    (Breiman's one-standard-error rule, here favouring the later epoch): two epochs whose
+    scores differ by less than the noise of the validation slice are not told apart by
+    it, and soft targets over several labels converge more slowly than one-hot ones, so
+    the later epoch is the better bet. ``best``: strictly the highest score."""
+    if rule != "one_se" or n <= 0 or not 0 <= best <= 1:
+        return 0.0
+    return math.sqrt(best * (1 - best) / n)
 
 
 @dataclass(frozen=True)
@@ -372,6 +394,7 @@ class BestEpoch:
     epoch: int = 0
     state: dict | None = None
     probs: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None    # its text embeddings (for head-only updates)
 
 
 class Distiller:
@@ -420,7 +443,7 @@ class Distiller:
         run = self._fit_state(data, head=head, ids=ids, split=split,
                               fixed_targets=fixed_targets)
         history: list[dict] = []
-        best = BestEpoch()
+        best, pick = BestEpoch(), BestEpoch()   # the best score; the epoch selection picks
         cancelled = False
         for epoch in range(1, cfg.epochs + 1):
             started = time.perf_counter()
@@ -433,23 +456,29 @@ class Distiller:
             losses, cancelled = self._train_epoch(run, probs=probs, part=part)
             # One eval-mode pass over every sample feeds the next epoch's sets, the model
             # selection and, for the best epoch, the final predictions.
-            probs = self.predict(ids, range(len(ids)))
+            pooled = self.embed_rows(ids, range(len(ids)))
+            probs = self._probabilities(pooled)
             metrics = self._epoch_report(data, run, probs=probs, epoch=epoch, losses=losses,
                                          part=part, started=started)
             history.append(metrics)
-            if metrics["selection_score"] > best.score and not cancelled:
-                best = BestEpoch(metrics["selection_score"], epoch,
-                                 {k: v.detach().cpu().clone()
-                                  for k, v in model.state_dict().items()}, probs)
+            score = metrics["selection_score"]
+            close = cfg.selection_rule == "one_se" and score >= best.score - tolerance(
+                best.score, metrics["selection_n"], cfg.selection_rule)
+            if not cancelled and (score > best.score or close):
+                pick = BestEpoch(score, epoch, {k: v.detach().cpu().clone()
+                                                for k, v in model.state_dict().items()},
+                                 probs, pooled)
+                if score > best.score:
+                    best = pick
             self.on_epoch(metrics)
-            if cancelled:
+            if cancelled or (cfg.patience and epoch - best.epoch >= cfg.patience):
                 break
-        final = best.probs if best.probs is not None else probs
-        if best.state is not None:
-            model.load_state_dict(best.state)
+        final = pick.probs if pick.probs is not None else probs
+        if pick.state is not None:
+            model.load_state_dict(pick.state)
         flags = review_flags(final, run.cand, fixed=run.fixed, delta=cfg.delta, tau=cfg.tau)
-        return FitResult(final.numpy(), history, best.epoch, flags, best.state, max_length,
-                         cancelled)
+        return FitResult(final.numpy(), history, pick.epoch, flags, pick.state, max_length,
+                         cancelled, pick.pooled if pick.pooled is not None else pooled)
 
     def _fit_state(self, data: TrainingData, *, head: str, ids: list[list[int]],
                    split: Split, fixed_targets: torch.Tensor) -> FitState:
@@ -535,6 +564,7 @@ class Distiller:
                       started: float) -> dict:
         """The epoch's metrics; ``selection_score`` ranks epochs without gold labels."""
         metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
+                   "selection_n": len(run.split.val),
                    "d_out": int(part.out.sum()) if part is not None else 0,
                    "d_sl": int(part.small_loss.sum()) if part is not None else 0,
                    "d_hc": int(part.high_conf.sum()) if part is not None else 0,
@@ -549,6 +579,9 @@ class Distiller:
                 metrics["human_accuracy"] = score
             else:
                 score = float(run.cand[rows].gather(1, pred[rows].unsqueeze(1)).float().mean())
+                # Other label-free signals, recorded to be compared with gold (bench/).
+                metrics["selection_set_mass"] = float(
+                    (probs[rows] * run.cand[rows].float()).sum(1).mean())
             metrics["selection_score"] = score
         else:
             metrics["selection_score"] = float(epoch)  # nothing to select on: the last epoch

@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from .demonstrations import DemoPool
+from .human_votes import HumanVoteConfig, HumanVotes, fit_human_votes
 from .prompts import STRATEGIES, is_multi
 from .records import LabelSchema, Sample, TeacherError, TeacherRun
 from .schema import label_texts
@@ -155,15 +156,60 @@ def candidate_sets(probs: np.ndarray, *, strategy: str, r_add: float, r_all: flo
 
 class OfflineTeacher:
     """Zero-shot teacher: cosine similarity between each text and "name: description" of
-    each label, softmax with a temperature. Works with no key and no network."""
+    each label, softmax with a temperature. Works with no key and no network.
+
+    ``human``: human-labelled texts (review decisions, audit labels) whose embeddings vote
+    with the label descriptions, as ``votes`` says (:mod:`candist_core.human_votes`); a
+    text's own label never votes for itself.
+    """
 
     kind = "offline"
-    uses_demonstrations = False   # zero-shot
+    uses_demonstrations = False   # zero-shot; human labels come in as ``human`` instead
 
-    def __init__(self, encoder, *, batch_size: int = 256):
+    def __init__(self, encoder, *, batch_size: int = 256, human: DemoPool | None = None,
+                 votes: HumanVoteConfig | None = None):
         self.encoder = encoder
         self.model = encoder.name
         self.batch_size = batch_size
+        self.human = human if human is not None and human.texts else None
+        self.votes = votes or HumanVoteConfig()
+        self._fitted: dict[tuple, tuple[HumanVotes, dict[str, int]]] = {}
+
+    def human_votes(self, schema: LabelSchema, config: TeacherConfig
+                    ) -> tuple[HumanVotes, dict[str, int]] | None:
+        """The fitted votes of the human-labelled texts and each one's index by text (None
+        without any); fitted once per label set and temperature."""
+        if self.human is None:
+            return None
+        key = (tuple(schema.names), config.softmax_temperature)
+        if key not in self._fitted:
+            index = {n: i for i, n in enumerate(schema.names)}
+            keep = [i for i, label in enumerate(self.human.labels) if label in index]
+            if not keep:
+                return None
+            texts = [self.human.texts[i] for i in keep]
+            vecs = self.encoder.encode(texts)
+            probs = rank_labels(vecs @ self.encoder.encode(label_texts(schema)).T,
+                                temperature=config.softmax_temperature)
+            votes = fit_human_votes(probs, vecs, [index[self.human.labels[i]] for i in keep],
+                                    kind=self.votes.kind, k=self.votes.k,
+                                    temperature=config.softmax_temperature,
+                                    weights=self.votes.weights)
+            self._fitted[key] = (votes, {t: i for i, t in enumerate(texts)})
+        return self._fitted[key]
+
+    def probabilities(self, schema: LabelSchema, texts: list[str], config: TeacherConfig
+                      ) -> np.ndarray:
+        """Label probabilities (n, C): softmax over the label similarities, mixed with the
+        human votes when the teacher has human-labelled texts."""
+        vecs = self.encoder.encode(texts)
+        probs = rank_labels(vecs @ self.encoder.encode(label_texts(schema)).T,
+                            temperature=config.softmax_temperature)
+        fitted = self.human_votes(schema, config)
+        if fitted is None:
+            return probs
+        votes, own = fitted
+        return votes.combine(probs, vecs, own=np.array([own.get(t, -1) for t in texts]))
 
     def similarities(self, schema: LabelSchema, texts: list[str]) -> np.ndarray:
         """Cosine similarity of each text to "name: description" of each label, (n, C)."""
@@ -182,8 +228,7 @@ class OfflineTeacher:
                 return
             batch = samples[start:start + self.batch_size]
             t0 = time.perf_counter()
-            probs = rank_labels(self.similarities(schema, [s.text for s in batch]),
-                                temperature=config.softmax_temperature)
+            probs = self.probabilities(schema, [s.text for s in batch], config)
             sets = candidate_sets(probs, strategy=config.strategy, r_add=config.r_add,
                                   r_all=config.r_all, samples=config.samples,
                                   top_k=config.top_k, seed=config.seed + start)
@@ -248,15 +293,21 @@ def make_teacher(kind: str, *, model: str | None = None, base_url: str | None = 
 
 def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherConfig, *,
                      limit: int | None = None, progress: Progress | None = None,
-                     cancel: threading.Event | None = None) -> RunSummary:
+                     cancel: threading.Event | None = None,
+                     samples: Sequence[Sample] | None = None,
+                     params: Mapping | None = None) -> RunSummary:
     """Annotate the project's samples (the first ``limit`` in import order), resuming the
-    newest run with the same teacher, model and settings."""
+    newest run with the same teacher, model and settings.
+
+    ``samples``: annotate these instead; ``params``: more settings recorded in the run's
+    params, so that the run is not a plain run's (``human_teacher`` uses both).
+    """
     cancel = cancel or threading.Event()
     schema = store.label_schema(project_id)
-    samples = store.samples(project_id, limit=limit)
+    samples = list(samples) if samples is not None else store.samples(project_id, limit=limit)
     if not samples:
         raise TeacherError("The project has no samples: import a file of texts first.")
-    identity = config.identity(teacher.kind)
+    identity = {**config.identity(teacher.kind), **(params or {})}
     base_candidates = None
     if config.strategy == "select":
         base = _select_base_run(store, project_id)
@@ -357,10 +408,18 @@ def _select_base_run(store, project_id: int) -> TeacherRun:
 
 
 def plan_annotation(store, project_id: int, config: TeacherConfig, *, kind: str,
-                    limit: int | None = None) -> dict:
-    """What a run would cost before spending: requests, estimated tokens and cost."""
+                    limit: int | None = None, samples: Sequence[Sample] | None = None
+                    ) -> dict:
+    """What a run would cost before spending: requests, estimated tokens and cost.
+
+    ``samples``: plan for these texts only, with the reviewed texts as demonstrations (a
+    re-annotation: no pool for the LLM to write)."""
     schema = store.label_schema(project_id)
-    count, mean_chars = store.text_stats(project_id, limit=limit)
+    if samples is not None:
+        count = len(samples)
+        mean_chars = sum(len(s.text) for s in samples) / count if count else 0.0
+    else:
+        count, mean_chars = store.text_stats(project_id, limit=limit)
     if kind == "offline":
         return {"samples": count, "requests": 0, "prompt_tokens": 0,
                 "completion_tokens": 0, "cost": 0.0}
@@ -370,7 +429,7 @@ def plan_annotation(store, project_id: int, config: TeacherConfig, *, kind: str,
     per_request_out = 12 if not is_multi(config.strategy) else 8 + 6 * min(3, len(schema.labels))
     factor = config.samples if config.strategy == "sc" else 1
     requests = count * factor
-    pool_requests = len(schema.labels) if config.shots > 0 else 0
+    pool_requests = len(schema.labels) if config.shots > 0 and samples is None else 0
     prompt_tokens = int(requests * per_request_in)
     completion_tokens = int(requests * per_request_out + pool_requests * 400)
     return {"samples": count, "requests": requests + pool_requests,

@@ -29,4 +29,14 @@ def worker_alive(worker: str | None) -> bool:
         return False
     except (PermissionError, ValueError):
         return True
-    return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but was never reaped: an update process that died with
+    the server, in a container whose PID 1 does not reap orphans (Linux ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

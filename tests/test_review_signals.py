@@ -22,7 +22,8 @@ def reference(store, project_id: int) -> dict:
     decided = store.current_decisions(project_id)
     out = {"sample_id": [], "candidates": [], "teacher_label": [], "teacher_confidence": [],
            "student_label": [], "student_confidence": [], "entropy": [],
-           "out_of_candidate": [], "decided": []}
+           "out_of_candidate": [], "label_issue": [], "oos_confidence": [],
+           "decided": []}
     for s in samples:
         a, p = ann.get(s.id), pred.get(s.id)
         out["sample_id"].append(s.id)
@@ -34,6 +35,10 @@ def reference(store, project_id: int) -> dict:
         out["student_confidence"].append(p.confidence if p else np.nan)
         out["entropy"].append(p.entropy if p else np.nan)
         out["out_of_candidate"].append(bool(p.out_of_candidate) if p else False)
+        out["label_issue"].append(p.label_issue if p and p.label_issue is not None
+                                  else np.nan)
+        out["oos_confidence"].append(p.oos_confidence if p and p.oos_confidence is not None
+                                     else np.nan)
         out["decided"].append(s.id in decided)
     return out
 
@@ -41,7 +46,7 @@ def reference(store, project_id: int) -> dict:
 def assert_same(store, project_id: int) -> None:
     got, want = store.review_signals(project_id), reference(store, project_id)
     for key, values in want.items():
-        if key.endswith("confidence") or key == "entropy":
+        if key.endswith("confidence") or key in ("entropy", "label_issue", "oos_confidence"):
             np.testing.assert_allclose(got[key], np.array(values, dtype=float), rtol=1e-6,
                                        err_msg=key)
         else:
@@ -77,8 +82,10 @@ def predict(store, project_id: int, teacher_run: int, ids: list[int], *, seed: i
                                    config={})
     probs = np.random.default_rng(seed).dirichlet(np.ones(3), size=len(ids)).astype(np.float32)
     flags = np.arange(len(ids)) % 2 == 0
+    issue = np.where(np.arange(len(ids)) % 3 == 0, np.nan, probs[:, 0])   # gaps: NULL
     store.write_predictions(run, ids, probs, LABELS, entropy=entropy(probs),
-                            out_of_candidate=flags, high_confidence=~flags, small_loss=flags)
+                            out_of_candidate=flags, high_confidence=~flags, small_loss=flags,
+                            label_issue=issue, oos_confidence=probs[:, 1])
     store.finish_student_run(run, status="done", best_epoch=1)
     return run
 

@@ -355,3 +355,17 @@ def test_consistency_is_cross_entropy_in_the_set_and_kl_outside():
     torch.testing.assert_close(out_of_set, (p * (p.log() - logp[2])).sum())
     _, none_out = consistency_losses(view, logits, targets, torch.ones(3))
     assert none_out.item() == 0.0
+
+
+def test_the_one_standard_error_rule_only_tolerates_what_the_validation_slice_cannot_tell():
+    from candist_core.student import tolerance
+    # 0.953 vs 0.947 on 500 held-back texts: less than one standard error (0.0095) apart.
+    assert tolerance(0.953, 500, "one_se") == pytest.approx(0.00947, abs=1e-4)
+    assert 0.953 - 0.947 < tolerance(0.953, 500, "one_se")
+    assert tolerance(0.953, 500, "best") == 0.0
+    assert tolerance(1.0, 500, "one_se") == 0.0 and tolerance(0.9, 0, "one_se") == 0.0
+    assert tolerance(3.0, 10, "one_se") == 0.0        # "the last epoch" scores (no slice)
+    with pytest.raises(StudentError, match="selection rule"):
+        StudentConfig(selection_rule="median")
+    with pytest.raises(StudentError, match="Patience"):
+        StudentConfig(patience=-1)

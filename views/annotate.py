@@ -5,6 +5,7 @@ import streamlit as st
 
 from candist_core import charts
 from candist_core.conformal import conformal_annotate, min_calibration
+from candist_core.human_teacher import annotate_with_decisions, plan_with_decisions
 from candist_core.metrics import teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
@@ -13,6 +14,23 @@ from views.common import registry, require_project, show_job, show_quality
 
 PRICE_HELP = ("For the cost estimate only. The default is gpt-4o-mini's list price; set 0 "
               "for your own server.")
+REANNOTATE = {"offline": "Re-annotate with what people decided",
+              "openai": "Re-annotate the ambiguous with what people decided"}
+REANNOTATE_HELP = {
+    "offline": "The offline teacher ranks the texts again: the label descriptions, joined by "
+               "votes from the texts people labelled (Review page, audit included; a text's "
+               "own label never votes for itself), weighed by how well those votes predict "
+               "the human labels (they are used only when they beat the descriptions alone "
+               "on those texts by more than the noise of so few labels; otherwise the run "
+               "repeats the teacher). Every text is ranked again. The new candidate sets "
+               "become a new teacher run; earlier runs are kept, and the run table below "
+               "compares them. No requests, no cost.",
+    "openai": "Asks the LLM again only about the texts that still have more than one "
+              "candidate and no human decision, with the most similar texts people labelled "
+              "as examples in each prompt (Shots). Every other text keeps its set. The answers "
+              "become a new teacher run; earlier runs are kept. Replies already paid for come "
+              "from the cache and are never paid twice.",
+}
 store, project = require_project("annotate")
 st.title("Annotate")
 show_quality(store, project)
@@ -87,6 +105,26 @@ if st.button("Start annotation", type="primary", disabled=bool(job and job.runni
             cancel=j.cancel))
     except CandistError as exc:
         st.error(str(exc))
+if store.human_label_count(project.id):
+    if teacher_kind == "openai":
+        try:
+            replan = plan_with_decisions(store, project.id, config, kind="openai")
+            st.caption(f"Re-annotating would ask again about {replan['reask']} ambiguous "
+                       f"texts of run #{replan['base_run']} that nobody decided: "
+                       f"{replan['requests']} requests, ~${replan['cost']:.4f} (replies "
+                       f"already paid for are re-used).")
+        except CandistError as exc:
+            st.caption(str(exc))
+    if st.button(REANNOTATE[teacher_kind], disabled=bool(job and job.running),
+                 help=REANNOTATE_HELP[teacher_kind]):
+        try:
+            teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
+                                   api_key=api_key or None, shots=config.shots)
+            job = registry().start(key, "Re-annotation", lambda j: annotate_with_decisions(
+                store, project.id, teacher, config, limit=int(limit), progress=j.progress,
+                cancel=j.cancel))
+        except CandistError as exc:
+            st.error(str(exc))
 show_job(job)
 if job and job.status in ("done", "cancelled") and job.result is not None:
     st.write(job.result.describe())
@@ -132,16 +170,35 @@ def run_overview(run_id: int, version: tuple) -> tuple[dict, list]:
 
 metrics, sets = run_overview(run.id, (str(store.path), run.use_order, run.status,
                                        run.finished, tuple(labels)))
+earlier = [r for r in store.teacher_runs(project.id) if r.id < run.id and r.status == "done"]
+before = None
+if earlier:
+    prev = max(earlier, key=lambda r: r.id)
+    before = run_overview(prev.id, (str(store.path), prev.use_order, prev.status,
+                                    prev.finished, tuple(labels)))[0]
+    st.caption(f"The arrows compare with the previous finished run, #{prev.id} "
+               f"({prev.teacher} / {prev.strategy}).")
+
+
+def delta(key: str, points: bool = True) -> str | None:
+    """The change from the previous run, in percentage points (None without one)."""
+    if before is None or metrics.get(key) is None or before.get(key) is None:
+        return None
+    change = metrics[key] - before[key]
+    return f"{change * 100:+.1f} pts" if points else f"{change:+.2f}"
+
+
 m = st.columns(5)
 m[0].metric("Annotated", metrics["annotated"], help="Texts with a candidate set.")
 m[1].metric("Mean #labels", f"{metrics['mean_labels']:.2f}" if metrics["mean_labels"] else "-",
+            delta=delta("mean_labels", points=False), delta_color="off",
             help="Average size of a candidate set: how often the teacher hesitates.")
 m[2].metric("Coverage (1-α)", f"{metrics['coverage']:.1%}" if metrics["coverage"] is not None
-            else "no gold",
+            else "no gold", delta=delta("coverage"),
             help="Share of the texts with a gold label whose candidate set contains it "
                  "(1 minus the miss rate α). Higher sets miss fewer true labels.")
 m[3].metric("SA accuracy", f"{metrics['sa_accuracy']:.1%}"
-            if metrics["sa_accuracy"] is not None else "no gold",
+            if metrics["sa_accuracy"] is not None else "no gold", delta=delta("sa_accuracy"),
             help="Single-answer accuracy: how often the teacher's first label equals the gold "
                  "label.")
 m[4].metric("Invalid replies", f"{metrics['invalid_rate']:.1%}",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from candist_core import charts
+from candist_core import charts, continuous
 from candist_core.distill import distill_project, fail_interrupted_runs
 from candist_core.encoder import device_description, pick_device
 from candist_core.metrics import student_run_metrics
@@ -99,12 +99,41 @@ if st.button("Start distillation", type="primary", disabled=bool(job and job.run
         st.error(str(exc))
 show_job(job, unit="steps")
 
+st.subheader("Continuous student")
+st.caption("Between full distillations the student follows the review: after every N new "
+           "human labels it is updated in the background from the latest student, in "
+           "seconds, and the Review queue is re-ranked by it.")
+u1, u2 = st.columns([2, 1], vertical_alignment="bottom")
+every = u1.number_input(
+    "Update the student every N decisions", 0, 100_000, store.update_every(project.id),
+    step=10, help="After this many new human labels (from anyone on the team; skips do not "
+                  "count) the student is updated on its own: it starts from the latest "
+                  "student's classifier and relearns from the teacher's candidate sets with "
+                  "every human label fixed, on the text embeddings of the latest full "
+                  "distillation. 0 turns automatic updates off (Update now still works).")
+if int(every) != store.update_every(project.id):
+    store.set_update_every(project.id, int(every))
+fresh = continuous.read_freshness(store, registry(), project.id)
+update_job = registry().get(continuous.update_key(store, project.id))
+why_not = ("No student to update yet: start a full distillation above first."
+           if fresh.student_run is None
+           else "An update is running." if fresh.updating is not None else None)
+if u2.button("Update now", disabled=why_not is not None,
+             help=why_not or "Update the student now with every human label so far (seconds)."):
+    try:
+        update_job = continuous.start_update(store, registry(), project.id)
+    except CandistError as exc:
+        st.error(str(exc))
+st.caption(why_not if fresh.student_run is None else continuous.describe(fresh),
+           help=continuous.HELP)
+show_job(update_job, unit="steps")
+
 
 @st.fragment(run_every=2.0 if job and job.running else None)
 def curves() -> None:
     epochs_seen = job.history if job and job.history else None
-    if epochs_seen is None:
-        run = store.latest_student_run(project.id)
+    if epochs_seen is None:     # the curves of a full distillation, not of an update
+        run = continuous.latest_full_run(store, project.id)
         epochs_seen = run.epochs if run else None
     if epochs_seen:
         st.plotly_chart(charts.training_figure(epochs_seen), width="stretch")
@@ -129,15 +158,23 @@ if done is not None:
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
               help="Share of the texts with an imported gold label that the latest "
                    "finished student labels correctly.")
-    q2.metric("Agreement with your decisions (trained on)",
+    q2.metric("Agrees with your decisions",
               f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else
               "no decisions", help="Share of your review labels the student also predicts "
-                                   "(it trained on them, so this is optimistic).")
-    q3.metric("Best epoch", m["best_epoch"] or "-",
-              help="The epoch whose weights were kept (highest selection score).")
-    if done.checkpoint and Path(done.checkpoint).is_dir():
+                                   "(it trained on them, so this is optimistic: not a "
+                                   "held-out score).")
+    full = continuous.latest_full_run(store, project.id)
+    q3.metric("Best epoch", (full.best_epoch if full else None) or "-",
+              help="The epoch whose weights were kept (highest selection score), in the "
+                   "latest full distillation.")
+    saved = done if done.checkpoint else full
+    if saved is not done and saved is not None and saved.checkpoint:
+        st.caption("The latest student is an update: updates retrain only the classifier "
+                   "and are not saved as a model folder, so the download and the Predict "
+                   "page use the latest full distillation.")
+    if saved is not None and saved.checkpoint and Path(saved.checkpoint).is_dir():
         d1, d2 = st.columns([1, 2])
-        d1.download_button("Download this student (zip)", lambda: zip_bytes(done.checkpoint),
+        d1.download_button("Download this student (zip)", lambda: zip_bytes(saved.checkpoint),
                            file_name=f"{project.name}-student.zip", mime="application/zip",
                            help="A standard transformers model folder with a model card: "
                                 "load it with pipeline('text-classification', model=FOLDER, "
@@ -147,7 +184,8 @@ if done is not None:
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
-    st.dataframe([{"run": n, "method": r.method, "status": r.status,
-                   "epochs": len(r.epochs), "best epoch": r.best_epoch, "error": r.error}
-                  for n, r in zip(range(len(runs), 0, -1), runs)], width="stretch",
-                 hide_index=True)
+    number = dict(zip((r.id for r in runs), range(len(runs), 0, -1)))
+    st.dataframe([{"run": number[r.id], "kind": continuous.run_kind(r.config, number.get),
+                   "method": r.method, "status": r.status, "epochs": len(r.epochs),
+                   "best epoch": r.best_epoch, "error": r.error or ""} for r in runs],
+                 width="stretch", hide_index=True)

@@ -126,8 +126,10 @@ METRICS = [
     ("ambiguous", "Ambiguous", "Annotated texts whose candidate set holds more than one "
                                "label: the ones worth a human look."),
     ("reviewed", "Reviewed", "Texts with a human decision (a label or a skip)."),
-    ("student_runs", "Student runs", "Finished distillations: small models trained on the "
-                                     "candidate sets and the human labels."),
+    ("student_runs", "Student runs", "Finished student runs: full distillations (a small "
+                                     "model trained on the candidate sets and the human "
+                                     "labels) and the quick updates that retrain its last "
+                                     "layer as people review."),
 ]
 for col, (key, title, help_text) in zip(st.columns(len(METRICS)), METRICS):
     col.metric(title, counts[key], help=help_text)

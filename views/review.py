@@ -10,9 +10,13 @@ import time
 import numpy as np
 import streamlit as st
 
+from candist_core import continuous
+from candist_core.access import can_open
 from candist_core.keys import assign_keys
-from candist_core.review import SIGNALS, decisions_per_minute, label_buttons, rank_ambiguous
-from views.common import require_project, reviewer_name, show_quality
+from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, decisions_per_minute,
+                                 label_buttons, rank_ambiguous)
+from views.common import (registry, require_project, reviewer_name, role_in, show_quality,
+                          sign_in_configured)
 
 store, project = require_project("review")
 st.title("Review")
@@ -45,10 +49,17 @@ def already_labelled(sample_id: int, label: str) -> bool:
     return mine is not None and mine.action == "label" and mine.label == label
 
 
+def update_student_if_due() -> None:
+    """The continuous student: after every N new labels an update starts in a background
+    thread (a few reads here, the training elsewhere: the reviewer never waits for it)."""
+    continuous.update_if_due(store, registry(), project.id)
+
+
 def audit_decide(sample_id: int, action: str, label: str | None = None) -> None:
     store.record_decision(project.id, sample_id, action=action, label=label, who=who,
                           audit=True)
     st.session_state["flash"] = f"Saved: {label or 'skipped'}."
+    update_student_if_due()
 
 
 def audit_search(sample_id: int, widget: str) -> None:
@@ -123,25 +134,51 @@ if mode == "audit":
 SIGNAL_NAMES = {"set_size": "Candidate-set size", "entropy": "Student entropy",
                 "disagreement": "Teacher/student disagreement",
                 "out_of_candidate": "Student outside the candidates",
-                "low_confidence": "Low confidence"}
+                "low_confidence": "Low confidence",
+                "label_issue": "Likely teacher mistakes (cleanlab)",
+                "likely_wrong": "Likely wrong exported labels", "random": "Random order"}
 SIGNAL_HELP = ("Which texts come first. Candidate-set size: the teacher hesitated between "
                "the most labels. Student entropy: the student's probabilities are the most "
                "spread out. Teacher/student disagreement: their top labels differ. Student "
                "outside the candidates: the student picks a label the teacher left out "
-               "(a likely teacher miss). Low confidence: the least sure prediction first.")
+               "(a likely teacher miss). Low confidence: the least sure prediction first. "
+               "Likely teacher mistakes: the teacher's label fits the text worst, judged by "
+               "models that never trained on that text (cleanlab's label quality; needs a "
+               "student). Likely wrong exported labels: the student's label is the least "
+               "probable by those models, so these labels most likely go wrong into the "
+               "export. Random order: a fixed shuffle, a fair sample of the whole project.")
+ORDERS = [DEFAULT_SIGNAL] + [s for s in SIGNALS if s != DEFAULT_SIGNAL]
 c1, c2 = st.columns(2)
-signal = c1.selectbox("Order by", SIGNALS, format_func=SIGNAL_NAMES.get, help=SIGNAL_HELP)
+signal = c1.selectbox("Order by", ORDERS, format_func=lambda s: SIGNAL_NAMES.get(s, s),
+                      help=SIGNAL_HELP)
 label_filter = c2.selectbox("Only samples involving", ["(all labels)"] + labels,
                             help="Keep the texts whose candidate set or student label "
                                  "includes this label.")
 label = None if label_filter == "(all labels)" else label_filter
+st.caption(DEFAULT_REASON)
 
 
-def load_queue() -> dict:
-    """The ranked sample ids (samples sent from the Predictions page first)."""
+@st.fragment(run_every=2.0 if continuous.read_freshness(store, registry(), project.id)
+             .updating is not None else None)
+def student_freshness() -> None:
+    """One line on how fresh the student is; refreshes itself while an update runs (the
+    queue re-ranks on the next decision after it finishes)."""
+    fresh = continuous.read_freshness(store, registry(), project.id)
+    st.caption(continuous.describe(fresh, can_distill=can_open(role_in(store, project),
+                                                               "distill")),
+               help=continuous.HELP)
+
+
+student_freshness()
+
+
+def load_queue(reviewed: list[int]) -> dict:
+    """The ranked sample ids (samples sent from the Predictions page first); ``reviewed``:
+    texts already decided in this queue before a new run re-ranked it, kept in front so
+    the progress bar goes on counting them."""
     signals = store.review_signals(project.id)
     ranked = signals["sample_id"][rank_ambiguous(signals, signal=signal, label=label)].tolist()
-    first = st.session_state.pop("review_first", [])
+    first = reviewed + st.session_state.pop("review_first", [])
     sent = set(first)
     return {"ids": first + [i for i in ranked if i not in sent],
             "candidates": dict(zip(signals["sample_id"].tolist(), signals["candidates"])),
@@ -154,7 +191,13 @@ latest_teacher, latest_student = (store.latest_teacher_run(project.id),
 queue_key = (project.id, signal, label, latest_teacher and latest_teacher.id,
              latest_student and latest_student.id)
 if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue") is None:
-    st.session_state["queue"] = load_queue()
+    old, old_key = st.session_state.get("queue"), st.session_state.get("queue_key")
+    kept = []
+    if old is not None and old_key is not None and old_key[:3] == queue_key[:3]:
+        # Same order and filter, a new teacher or student run: re-rank what is left.
+        done = set(store.decided_ids(project.id).tolist())
+        kept = [i for i in old["ids"] if i in done]
+    st.session_state["queue"] = load_queue(kept)
     st.session_state["queue_key"] = queue_key
 queue = st.session_state["queue"]
 times = st.session_state.setdefault("decision_times", [])
@@ -169,6 +212,7 @@ def decide(sample_id: int, action: str, label: str | None = None,
     times.append(time.time())
     del times[:-30]
     st.session_state["flash"] = f"Saved: {label or 'skipped'}."
+    update_student_if_due()
 
 
 def pick_searched(sample_id: int, widget: str, candidates: list[str]) -> None:
@@ -213,6 +257,7 @@ def change(sample_id: int, widget: str) -> None:
                               in_candidates=new in queue["candidates"].get(sample_id, []),
                               who=who)
         st.session_state["flash"] = f"Changed to {new}."
+        update_student_if_due()
 
 
 def history() -> None:
@@ -283,7 +328,7 @@ with st.container(border=True):
         why.append(f"the student says {top} ({probs[top]:.0%})"
                    + (", outside the teacher's candidates" if top not in candidates else ""))
     st.caption("Why here: " + "; ".join(why) + ".")
-    if store.in_overlap(project.id, sample_id):
+    if sign_in_configured() and store.in_overlap(project.id, sample_id):
         st.caption("Overlap text: one other reviewer labels it too, without seeing your "
                    "label, so the team's agreement can be measured (Agreement page).")
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)

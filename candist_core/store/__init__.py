@@ -4,8 +4,8 @@
 per noun, each owning its tables (``projects``: projects, labels and samples;
 ``teacher_runs``: teacher runs, annotations and the LLM reply cache; ``decisions``;
 ``student_runs``: student runs and predictions; ``team``: members, leases and the
-overlap) plus ``queries`` for the screen-shaped reads
-that join them. ``connection`` holds the connection, its lock, transactions and migrations.
+overlap; ``updates``: the continuous student's setting and count) plus ``queries`` for
+the screen-shaped reads that join them. ``connection`` holds the connection, its lock, transactions and migrations.
 Reads return the frozen records of :mod:`candist_core.records`.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .queries import PREDICTION_FILTERS, PREDICTION_ORDERS, Queries
 from .student_runs import StudentRunsTable
 from .teacher_runs import ReplyCacheTable, TeacherRunsTable
 from .team import TeamTable
+from .updates import UpdatesTable
 
 __all__ = ["Store", "SCHEMA_VERSION", "PREDICTION_FILTERS", "PREDICTION_ORDERS", "SOURCES",
            "validate_project_name", "now"]
@@ -29,7 +30,7 @@ __all__ = ["Store", "SCHEMA_VERSION", "PREDICTION_FILTERS", "PREDICTION_ORDERS",
 
 class Store(ProjectsTable, SamplesTable, TeacherRunsTable, ReplyCacheTable, DecisionsTable,
             StudentRunsTable, Queries, LabelKeysTable, SampleBrowser, AuditsTable,
-            TeamTable):
+            TeamTable, UpdatesTable):
     """A CanDist database file. Open with ``Store(path)``; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0):

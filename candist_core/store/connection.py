@@ -212,6 +212,14 @@ MIGRATIONS: dict[int, str] = {
     );
     ALTER TABLE decisions ADD COLUMN resolution INTEGER NOT NULL DEFAULT 0;
     """,
+    # The learning loop (issue 13), both from out-of-sample probabilities (NULL for runs
+    # made before): cleanlab's label-quality score of the teacher's label (lower: more
+    # likely a teacher mistake; NULL without a teacher label) and the probability of the
+    # student's own label (lower: the exported label is more likely wrong).
+    6: """
+    ALTER TABLE predictions ADD COLUMN label_issue REAL;
+    ALTER TABLE predictions ADD COLUMN oos_confidence REAL;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

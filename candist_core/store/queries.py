@@ -186,8 +186,10 @@ class Queries:
             "WHERE run_id = ? ORDER BY sample_id)", [teacher])[0]
         pred = self._c.tuples(
             "SELECT group_concat(sample_id), group_concat(label, char(31)), "
-            "group_concat(confidence), group_concat(entropy), group_concat(out_of_candidate) "
-            "FROM (SELECT sample_id, label, confidence, entropy, out_of_candidate "
+            "group_concat(confidence), group_concat(entropy), group_concat(out_of_candidate), "
+            "group_concat(ifnull(label_issue, 'nan')), group_concat(ifnull(oos_confidence, 'nan')) "
+            "FROM (SELECT sample_id, label, confidence, entropy, out_of_candidate, label_issue, "
+            "oos_confidence "
             "FROM predictions WHERE run_id = ? ORDER BY sample_id)", [student])[0]
 
         def place(sample_ids: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -232,10 +234,13 @@ class Queries:
         entropy = floats(at, rows, pred[3])
         outside = np.zeros(n, dtype=bool)
         outside[at] = np.fromstring(pred[4] or "", dtype=np.int64, sep=",")[rows] > 0
+        label_issue = floats(at, rows, pred[5])
+        oos_confidence = floats(at, rows, pred[6])
         return {"sample_id": ids, "candidates": candidates, "teacher_label": teacher_label,
                 "teacher_confidence": teacher_conf, "student_label": student_label,
                 "student_confidence": student_conf, "entropy": entropy,
-                "out_of_candidate": outside}
+                "out_of_candidate": outside, "label_issue": label_issue,
+                "oos_confidence": oos_confidence}
 
     # ------------------------------------------------------------------ counts
     def status_counts(self, project_id: int) -> dict[str, int]:

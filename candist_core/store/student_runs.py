@@ -10,6 +10,12 @@ from ..records import Prediction, ProjectError, StudentRun, pack_probs
 from .connection import Connection, now
 
 
+def _optional(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [None if np.isnan(v) else float(v) for v in np.asarray(values, dtype=float)]
+
+
 class StudentRunsTable:
     """``student_runs`` and ``predictions``."""
 
@@ -64,18 +70,24 @@ class StudentRunsTable:
     def write_predictions(self, run_id: int, sample_ids: Sequence[int], probs: np.ndarray,
                           labels: Sequence[str], *, entropy: np.ndarray,
                           out_of_candidate: np.ndarray, high_confidence: np.ndarray,
-                          small_loss: np.ndarray) -> None:
+                          small_loss: np.ndarray, label_issue: np.ndarray | None = None,
+                          oos_confidence: np.ndarray | None = None) -> None:
         """Replace the run's predictions in one transaction: a run is never half-written.
-        ``probs`` is (N, C) in ``labels`` order, aligned with ``sample_ids``."""
+        ``probs`` is (N, C) in ``labels`` order, aligned with ``sample_ids``;
+        ``label_issue``: the label-quality score of the teacher's label and
+        ``oos_confidence`` the out-of-sample probability of the student's label (NaN or
+        None: none)."""
         probs = np.asarray(probs, dtype=np.float32)
         top = probs.argmax(1)
+        issue, oos = _optional(label_issue, len(probs)), _optional(oos_confidence, len(probs))
         with self._c.atomic() as db:
             db["predictions"].delete_where("run_id = ?", [run_id])
             db["predictions"].insert_all((
                 {"run_id": run_id, "sample_id": sid, "probs": pack_probs(probs[i]),
                  "label": labels[int(top[i])], "confidence": float(probs[i][top[i]]),
                  "entropy": float(entropy[i]), "out_of_candidate": int(out_of_candidate[i]),
-                 "high_confidence": int(high_confidence[i]), "small_loss": int(small_loss[i])}
+                 "high_confidence": int(high_confidence[i]), "small_loss": int(small_loss[i]),
+                 "label_issue": issue[i], "oos_confidence": oos[i]}
                 for i, sid in enumerate(sample_ids)), batch_size=500)
         self.__dict__.pop("_signals_cache", None)   # Queries.review_signals' run columns
 

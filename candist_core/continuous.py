@@ -1,0 +1,294 @@
+"""The continuous student (issue 13): after every N new human labels (a project setting,
+default 50; 0: only on demand) the student is updated in the background, so the review
+queue follows the reviewer without anyone starting a distillation.
+
+An update (:func:`distill.update_student`) warm-starts from the latest student's head and
+retrains it on the current targets with every human label fixed, in seconds; it writes its
+predictions in one transaction and is marked done only after, so the Review page keeps
+ranking from the previous student until the new one is whole (its queue re-ranks when the
+latest finished run changes). A full distillation stays on the Distill page.
+
+"New" human labels are the current ones (not undone since, the newest of their text) made
+after the latest finished student run was created: both kinds of run read their targets
+just before they create their row, so a label made while a run trains counts as new for
+the next one. Skips do not count: they teach the student nothing.
+
+Pure: :class:`Freshness`, :func:`due`, :func:`describe`, :func:`run_kind`. Orchestration:
+:func:`read_freshness` gathers the state from the store and the job registry;
+:func:`start_update` and :func:`update_if_due` start the update from a :class:`JobRegistry`
+thread, at most one per project and database; its error stays on the job, never raised.
+
+The thread runs the update in a child process (``python -m candist_core.continuous``), not
+in itself, so that the update can cap torch at half the cores without changing the
+server's (a full distillation may run there) and shares no GIL with the page renders.
+torch's default thread count is the costly part on a busy machine: at 2,000 texts on 2
+busy cores the update took 14-22 s with it and about 2 s with one thread. Starting the
+child costs 3-4 s of imports, so the queue re-ranks 4-7 s after the Nth decision instead
+of about 2 s in-process (measured with AppTest; renders during the update 60-90 ms either
+way, against 35-60 ms before). The child dies with the server (``PR_SET_PDEATHSIG`` on
+Linux, else a watchdog), so a killed server leaves a run row marked 'running' by a dead
+process, which the next run marks failed; its predictions were never written.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .distill import update_student
+from .jobs import Job, JobRegistry
+from .records import CandistError, StudentError
+from .store import Store
+from .workers import worker_alive
+
+AUTO_TRIGGER = "app: after {every} decisions"
+ON_DEMAND_TRIGGER = "app: on demand"
+
+HELP = ("The student is the small model that ranks this queue and labels every text nobody "
+        "reviews. After every N of the team's labels (N is set on the Distill page, 50 by "
+        "default) it is updated in the background: it starts from the latest student and "
+        "relearns from the teacher's candidate sets with every human label fixed, which "
+        "takes seconds, then the queue is re-ranked by the new student. You can keep "
+        "reviewing meanwhile. Skips do not count, they teach it nothing. A full "
+        "distillation (Distill page) retrains the whole model and takes minutes.")
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far the project's student is behind the human labels.
+
+    ``every``: the setting (0: automatic updates off); ``student_run``: the latest finished
+    student run (whose predictions the app shows), None before the first; ``new``: current
+    human labels made since it; ``updating``: the new labels a running update learns from
+    (None: no update running); ``distilling``: a full distillation is running;
+    ``failed``/``failed_at``: the error of the last automatic update of this student and
+    ``new`` when it started (the next try waits for ``every`` more labels)."""
+
+    every: int
+    student_run: int | None = None
+    new: int = 0
+    updating: int | None = None
+    distilling: bool = False
+    failed: str | None = None
+    failed_at: int | None = None
+    newer_teacher: int | None = None   # a teacher run newer than the student's (its number)
+
+    @property
+    def threshold(self) -> int:
+        """``new`` at which the next automatic update starts."""
+        return self.every + (self.failed_at or 0)
+
+
+def due(fresh: Freshness) -> bool:
+    """Whether an automatic update should start now: updates are on, there is a student to
+    update, nothing is training, and ``every`` new labels have come in (``every`` more
+    than when the last update of this student failed, if it did)."""
+    if fresh.every <= 0 or fresh.student_run is None:
+        return False
+    if fresh.updating is not None or fresh.distilling:
+        return False
+    return fresh.new >= fresh.threshold
+
+
+def _decisions(n: int) -> str:
+    return f"{n} decision" + ("" if n == 1 else "s")
+
+
+def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
+    """The Review page's one line on the student, e.g. "Student last trained 12 decisions ago
+    · next update after 38 more". ``can_distill``: whether the reader may open the
+    Distill page (a team's reviewer may not: the owner distills)."""
+    if fresh.student_run is None:
+        if fresh.distilling:
+            return "No student yet: a full distillation is running on the Distill page."
+        if not can_distill:
+            return "No student yet: a project owner distills one on the Distill page."
+        return "No student yet: distill one on the Distill page."
+    if fresh.updating is not None:
+        return f"Updating the student with {fresh.updating} new " \
+               f"{'decision' if fresh.updating == 1 else 'decisions'}…"
+    if fresh.new == 0:
+        line = "Student up to date with every decision"
+    else:
+        line = f"Student last trained {_decisions(fresh.new)} ago"
+    if fresh.newer_teacher is not None:
+        line += (f" · it learned from an older teacher run than the current one "
+                 f"(#{fresh.newer_teacher}): the next update uses the new candidates")
+    if fresh.distilling:
+        return line + " · a full distillation is running"
+    if fresh.every <= 0:
+        return line + " · automatic updates are off (Distill page)"
+    if fresh.failed:
+        line += f" · the last update failed: {fresh.failed}"
+    left = fresh.threshold - fresh.new
+    return line + (f" · next update after {left} more" if left > 0 else " · update due")
+
+
+def trigger_text(trigger: str | None) -> str:
+    """A run's trigger as the Distill page says it."""
+    if not trigger:
+        return ""
+    if trigger == "cli":
+        return "from the command line"
+    return trigger.removeprefix("app: ")
+
+
+def run_kind(config: dict, number_of=lambda run_id: run_id) -> str:
+    """What a student run was, from its config: "full distillation", or e.g. "update of
+    run 3 · 57 human labels · after 50 decisions". ``number_of`` maps a run id to the
+    number the page shows it under."""
+    if "update_of" not in config:
+        return "full distillation"
+    parts = [f"update of run {number_of(config['update_of'])}"]
+    if config.get("human_labels") is not None:
+        parts.append(f"{config['human_labels']} human labels")
+    if trigger_text(config.get("trigger")):
+        parts.append(trigger_text(config.get("trigger")))
+    return " · ".join(parts)
+
+
+# ----------------------------------------------------------------- orchestration
+def update_key(store, project_id: int) -> str:
+    """The job registry key of a project's update (one database may sit beside another in
+    the same process: tests, a second ``CANDIST_DB``)."""
+    return f"update:{store.path}:{project_id}"
+
+
+def read_freshness(store, registry: JobRegistry, project_id: int) -> Freshness:
+    """The project's :class:`Freshness`: the latest finished student, the labels since,
+    and what is training now (in this process's registry, or a live process's run row)."""
+    latest = store.latest_student_run(project_id)
+    since = latest.created if latest else None
+    job = registry.get(update_key(store, project_id))
+    updating = None
+    if job is not None and job.running and (latest is None or
+                                            latest.id == job.stats.get("base", latest.id)):
+        updating = job.stats.get("new", 0)   # (its run, once done, is the latest: over)
+    full = registry.get(f"distill:{project_id}")     # views/distill.py's key
+    distilling = full is not None and full.running
+    for run in store.running_student_runs(project_id):
+        if not worker_alive(run.worker):
+            continue                                   # dead: marked failed by the next run
+        if "update_of" not in run.config:
+            distilling = True
+        elif updating is None:                         # another process's update
+            updating = store.new_human_labels(project_id, since=since, until=run.created)
+    failed = failed_at = None
+    if job is not None and job.status == "failed" and latest is not None \
+            and job.stats.get("base") == latest.id:
+        failed, failed_at = job.error, job.stats.get("new", 0)
+    teacher = store.latest_teacher_run(project_id)
+    newer = teacher.id if (latest is not None and teacher is not None
+                           and latest.teacher_run_id != teacher.id) else None
+    return Freshness(every=store.update_every(project_id),
+                     student_run=latest.id if latest else None,
+                     new=store.new_human_labels(project_id, since=since) if latest else 0,
+                     updating=updating, distilling=distilling, failed=failed,
+                     failed_at=failed_at, newer_teacher=newer)
+
+
+def start_update(store, registry: JobRegistry, project_id: int, *,
+                 trigger: str = ON_DEMAND_TRIGGER) -> Job:
+    """Start updating the project's student in a background thread; returns its job.
+    StudentError when there is no student yet, CandistError when an update of the project
+    is already running. The update's own errors end up on the job (``job.error``)."""
+    latest = store.latest_student_run(project_id)
+    if latest is None:
+        raise StudentError("No student yet: run a full distillation first (an update "
+                           "retrains the head of the latest student).")
+    new = store.new_human_labels(project_id, since=latest.created)
+
+    def work(job: Job) -> int:
+        if str(store.path) == ":memory:":
+            return update_student(store, project_id, trigger=trigger)
+        return update_in_child(store.path, project_id, trigger=trigger)
+
+    job = registry.start(update_key(store, project_id), "Student update", work)
+    job.stats.update(base=latest.id, new=new)
+    return job
+
+
+def update_if_due(store, registry: JobRegistry, project_id: int) -> Job | None:
+    """Start an automatic update when :func:`due`; returns its job, else None. Cheap (a few
+    indexed reads), so the Review page calls it after every decision. Never raises for an
+    update that cannot start: another session starting one first is no error."""
+    fresh = read_freshness(store, registry, project_id)
+    if not due(fresh):
+        return None
+    try:
+        return start_update(store, registry, project_id,
+                            trigger=AUTO_TRIGGER.format(every=fresh.every))
+    except CandistError:
+        return None
+
+
+def latest_full_run(store, project_id: int):
+    """The newest finished full distillation (not an update): its curves, its best epoch
+    and its model folder (updates change only the head and save no folder)."""
+    return next((run for run in store.student_runs(project_id)
+                 if run.status == "done" and "update_of" not in run.config), None)
+
+
+
+# ----------------------------------------------------------------- the child process
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def update_in_child(db: str | Path, project_id: int, *, trigger: str) -> int:
+    """:func:`distill.update_student` in a child process that dies with this one; returns
+    the run id. StudentError with the child's message when it refuses (no student, texts
+    without embeddings, ...), CandistError when it stops otherwise."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "candist_core.continuous", str(Path(db).resolve()),
+         str(project_id), trigger, str(os.getpid())],
+        cwd=PACKAGE_ROOT, capture_output=True, text=True)
+    said = proc.stderr.rpartition("error: ")
+    if proc.returncode == 2 and said[1]:
+        raise StudentError(said[2].strip())
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if proc.returncode != 0:
+        raise CandistError(f"The update process stopped (exit code {proc.returncode})"
+                           + (f": {lines[-1]}" if lines else "."))
+    return int(proc.stdout.split()[-1])
+
+
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` ends: the kernel's parent-death signal on Linux,
+    else a thread that watches the parent id."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    else:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:          # it ended before the signal was armed
+        os._exit(1)
+
+
+def _child(argv: list[str]) -> int:
+    db, project_id, trigger, parent = argv
+    _die_with(int(parent))
+    # Half the cores at most: the server keeps the rest for the pages. torch's default (all
+    # of them) is also pathological on a busy machine: measured on 2 busy cores at 2,000
+    # texts, the head update took 11.5 s with 2 threads and 0.4 s with 1.
+    import torch
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    try:
+        with Store(db) as store:
+            print(update_student(store, int(project_id), trigger=trigger), flush=True)
+    except CandistError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

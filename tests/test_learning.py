@@ -1,0 +1,208 @@
+"""The learning loop: head updates from human decisions, out-of-sample probabilities and
+cleanlab's label-issue signal, the ``distill --update`` and ``queue`` commands."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from candist_core.distill import checkpoint_dir, distill_project, update_student
+from candist_core.importing import ImportOptions, import_csv
+from candist_core.learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
+from candist_core.records import StudentError
+from candist_core.review import SIGNALS, rank_ambiguous, shuffle_keys
+from candist_core.schema import load_schema
+from candist_core.store import Store
+from candist_core.student import StudentConfig, set_targets
+from candist_core.student_state import load_embeddings, load_head, state_path
+from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project
+from candist_core.encoder import shared_encoder
+from tests.conftest import ROOT, dataset
+
+
+def clusters(n_per: int = 40, classes: int = 3, dim: int = 16, seed: int = 0):
+    """Well-separated Gaussian clusters: embeddings and their true class."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=g) * 4
+    y = torch.arange(classes).repeat_interleave(n_per)
+    x = centres[y] + torch.randn(len(y), dim, generator=g)
+    return x, y
+
+
+# ------------------------------------------------------------------ pure pieces
+def test_a_head_update_learns_a_class_the_teacher_always_confuses_from_a_few_human_labels():
+    x, y = clusters()
+    c = 3
+    cand = F.one_hot(y, c).bool()
+    cand[y == 2] = F.one_hot(torch.tensor(1), c).bool()    # the teacher says 1 for class 2
+    # The student learned the teacher's view: its head sits at the teacher's prototypes.
+    unit = F.normalize(x, dim=-1)
+    protos = torch.stack([unit[cand[:, k]].mean(0) if cand[:, k].any()
+                          else torch.zeros(x.shape[1]) for k in range(c)])
+    head = Head(F.normalize(protos, dim=-1).numpy(), np.zeros(c, np.float32), cosine=True)
+    fixed = torch.zeros(len(y), dtype=torch.bool)
+    fixed[torch.nonzero(y == 2).squeeze(1)[:8]] = True     # 8 of the 40 reviewed
+    fixed_targets = F.one_hot(y, c).float()
+    before, _ = update_head(head, x, cand, torch.zeros_like(fixed), fixed_targets,
+                            UpdateConfig())
+    after, losses = update_head(head, x, cand, fixed, fixed_targets, UpdateConfig())
+    unreviewed = (y == 2) & ~fixed
+    assert (before.probs(x).argmax(1)[unreviewed] == 2).float().mean() < 0.1
+    assert (after.probs(x).argmax(1)[unreviewed] == 2).float().mean() > 0.8
+    assert (after.probs(x).argmax(1)[y != 2] == y[y != 2]).all()
+    assert len(losses) == UpdateConfig().rounds * UpdateConfig().steps
+
+
+def test_out_of_sample_probabilities_never_depend_on_the_row_s_own_target():
+    x, y = clusters()
+    targets = F.one_hot(y, 3).float()
+    flipped = targets.clone()
+    flipped[5] = F.one_hot(torch.tensor(2), 3).float()        # row 5's label changed
+    a = out_of_sample_probs(x, targets, folds=5, seed=1)
+    b = out_of_sample_probs(x, flipped, folds=5, seed=1)
+    assert np.allclose(a[5], b[5], atol=1e-6)
+    assert not np.allclose(a, b, atol=1e-6)                  # others' heads did see it
+    assert (a.argmax(1) == y.numpy()).mean() > 0.95
+
+
+def test_cleanlab_scores_a_wrong_teacher_label_lowest():
+    x, y = clusters()
+    labels = y.numpy().copy()
+    wrong = [3, 50, 90]
+    labels[wrong] = (labels[wrong] + 1) % 3
+    oos = out_of_sample_probs(x, F.one_hot(torch.from_numpy(labels), 3).float(), seed=0)
+    scores = label_quality(labels, oos)
+    assert set(np.argsort(scores)[:3]) == set(wrong)
+    assert np.isnan(label_quality(np.array([-1, 0]), oos[:2])[0])
+
+
+def test_the_label_issue_order_serves_the_lowest_label_quality_first_and_random_is_stable():
+    signals = {"sample_id": np.array([10, 11, 12, 13]),
+               "candidates": [["a"], ["a", "b"], ["b"], []],
+               "teacher_label": ["a", "a", "b", None], "student_label": ["a"] * 4,
+               "teacher_confidence": np.ones(4), "student_confidence": np.ones(4),
+               "entropy": np.zeros(4), "out_of_candidate": np.zeros(4, bool),
+               "decided": np.array([False, False, True, False]),
+               "label_issue": np.array([0.4, 0.1, 0.0, np.nan])}
+    assert rank_ambiguous(signals, signal="label_issue").tolist() == [1, 0]  # 12 decided
+    first = rank_ambiguous(signals, signal="random").tolist()
+    assert sorted(first) == [0, 1] and rank_ambiguous(signals, signal="random").tolist() == first
+    # A text keeps its place in the shuffle when others are imported.
+    keys = shuffle_keys(np.arange(100))
+    assert np.array_equal(shuffle_keys(np.arange(200))[:100], keys)
+    assert {"label_issue", "random"} <= set(SIGNALS)
+
+
+# ------------------------------------------------------------- a real project
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory):
+    """A 240-text TREC project, offline CA_all, one 1-epoch student (the real encoder)."""
+    trec = dataset("trec")
+    tmp = tmp_path_factory.mktemp("loop")
+    frame = pd.read_csv(trec / "train.csv", dtype=str, keep_default_na=False).head(240)
+    frame.loc[0, "text"] = "=HYPERLINK(\"http://x\") what is this ?"
+    frame.to_csv(tmp / "t.csv", index=False)
+    db = tmp / "loop.db"
+    with Store(db) as store:
+        project = store.create_project("loop", load_schema(trec / "labels.json"))
+        import_csv(store, project.id, tmp / "t.csv", options=ImportOptions(gold_col="label"))
+        annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                         TeacherConfig(strategy="ca_all"))
+        run = distill_project(store, project.id, StudentConfig(epochs=1),
+                              save_checkpoint=False)
+    return db, project.id, run
+
+
+@pytest.mark.slow
+def test_a_full_distillation_leaves_embeddings_head_and_label_issue_scores(distilled):
+    db, pid, run = distilled
+    with Store(db) as store:
+        state = state_path(checkpoint_dir(store, "loop", run))
+        ids, emb = load_embeddings(state)
+        head, labels = load_head(state)
+        assert ids.tolist() == [s.id for s in store.samples(pid)] and emb.shape == (240, 384)
+        assert labels == store.label_schema(pid).names
+        stored = np.stack([p.probs for p in store.predictions(run)])
+        assert np.allclose(head.probs(torch.from_numpy(emb)).numpy(), stored, atol=2e-3)
+        issue = store.review_signals(pid)["label_issue"]
+        assert np.isfinite(issue).all() and ((issue >= 0) & (issue <= 1)).all()
+
+
+@pytest.mark.slow
+def test_an_update_learns_every_human_decision_in_a_new_run_and_keeps_the_old_one(
+        distilled, tmp_path):
+    db, pid, run = distilled
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(db, copy)
+    shutil.copytree(db.parent / "models", tmp_path / "models")
+    with Store(copy) as store:
+        before = {p.sample_id: p.label for p in store.predictions(run)}
+        samples = store.samples(pid)
+        wrong = [s for s in samples if before[s.id] != s.gold][:15]
+        for s in wrong:
+            store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
+        new = update_student(store, pid)
+        updated = store.student_run(new)
+        assert store.latest_student_run(pid).id == new
+        assert updated.config["update_of"] == run and updated.config["human_labels"] == 15
+        after = {p.sample_id: p.label for p in store.predictions(new)}
+        assert all(after[s.id] == s.gold for s in wrong)
+        assert {p.sample_id: p.label for p in store.predictions(run)} == before
+        assert not (state_path(checkpoint_dir(store, "loop", new)) / "embeddings.npy").exists()
+        # A second update starts from the first one's head, over the full run's embeddings.
+        again = store.student_run(update_student(store, pid))
+        assert again.config["update_of"] == new and again.config["embeddings_run"] == run
+
+
+@pytest.mark.slow
+def test_an_update_refuses_clearly_without_a_student_or_with_texts_it_never_embedded(
+        distilled, tmp_path, trec_dir):
+    with Store(tmp_path / "empty.db") as store:
+        project = store.create_project("none", load_schema(trec_dir / "labels.json"))
+        with pytest.raises(StudentError, match="full distillation first"):
+            update_student(store, project.id)
+    db, pid, _ = distilled
+    shutil.copyfile(db, tmp_path / "more.db")
+    shutil.copytree(db.parent / "models", tmp_path / "models")
+    extra = tmp_path / "extra.csv"
+    pd.DataFrame({"text": ["a brand new question ?"]}).to_csv(extra, index=False)
+    with Store(tmp_path / "more.db") as store:
+        import_csv(store, pid, extra)
+        with pytest.raises(StudentError, match="1 texts were imported after"):
+            update_student(store, pid)
+
+
+@pytest.mark.slow
+def test_queue_writes_the_next_texts_in_review_order_safe_for_a_spreadsheet(distilled):
+    db, pid, _ = distilled
+    for signal in ("set_size", "label_issue", "random"):
+        out = subprocess.run([sys.executable, "-m", "candist_core", "queue", "--db", str(db),
+                              "--project", "loop", "--n", "7", "--signal", signal],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert out.returncode == 0, out.stderr
+        rows = list(csv.DictReader(io.StringIO(out.stdout)))
+        with Store(db) as store:
+            signals = store.review_signals(pid)
+            want = [int(signals["sample_id"][i])
+                    for i in rank_ambiguous(signals, signal=signal)[:7]]
+            ext = {s.id: s.ext_id for s in store.samples(pid, ids=want)}
+        assert [r["id"] for r in rows] == [ext[i] for i in want]
+        assert all(isinstance(json.loads(r["candidates"]), list) for r in rows)
+    every = subprocess.run([sys.executable, "-m", "candist_core", "queue", "--db", str(db),
+                            "--project", "loop", "--n", "1000", "--signal", "random"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+    texts = [r["text"] for r in csv.DictReader(io.StringIO(every.stdout))]
+    assert len(texts) == 240 and "'=HYPERLINK(\"http://x\") what is this ?" in texts
+    bad = subprocess.run([sys.executable, "-m", "candist_core", "queue", "--db", str(db),
+                          "--project", "loop", "--n", "0"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and "--n must be at least 1" in bad.stderr
