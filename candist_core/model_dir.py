@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .encoder import pick_device
+from .folders import write_folder
 from .modeling_candist import (
     CandistStudentConfig,
     CandistStudentForSequenceClassification,
@@ -134,25 +135,17 @@ def to_transformers(model, labels: list[str], *, max_tokens: int | None
 def save_model_dir(model, tokenizer, labels: list[str], path: str | Path, *,
                    max_tokens: int | None, card: ModelCard | None = None) -> Path:
     """Write the student as a transformers directory at ``path`` (replaced if present)."""
-    path = Path(path)
     hf = to_transformers(model, labels, max_tokens=max_tokens)
-    tmp = path.with_name(path.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+
+    def fill(tmp: Path) -> None:
         hf.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         shutil.copyfile(MODEL_CODE, tmp / MODEL_CODE.name)
         if card is not None:
             (tmp / "README.md").write_text(card.markdown(head=hf.config.head,
                                                          max_tokens=max_tokens))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return write_folder(Path(path), fill)
 
 
 def check_model_dir(path: str | Path) -> Path:

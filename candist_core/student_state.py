@@ -10,11 +10,11 @@ Plain arrays (``allow_pickle=False``), so a shared database folder cannot run co
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from .folders import write_folder
 from .learning import Head
 from .records import StudentError
 
@@ -27,23 +27,15 @@ def state_path(checkpoint_dir: Path) -> Path:
 def save_state(path: Path, *, head: Head, labels: list[str],
                sample_ids: np.ndarray | None = None,
                embeddings: np.ndarray | None = None) -> Path:
-    tmp = path.with_name(path.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    def fill(tmp: Path) -> None:
         np.savez(tmp / "head.npz", weight=head.weight.astype(np.float32),
                  bias=head.bias.astype(np.float32), cosine=np.array(head.cosine),
                  scale=np.array(head.scale, dtype=np.float32), labels=np.array(labels))
         if embeddings is not None:
             np.save(tmp / "embeddings.npy", np.asarray(embeddings, dtype=np.float16))
             np.save(tmp / "sample_ids.npy", np.asarray(sample_ids, dtype=np.int64))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return write_folder(path, fill)
 
 
 def load_head(path: Path) -> tuple[Head, list[str]]:

@@ -96,15 +96,22 @@ else:
                f"completion tokens, ~${plan['cost']:.4f}. Replies already paid for are "
                f"re-used.")
 
-if st.button("Start annotation", type="primary", disabled=bool(job and job.running)):
+def start(name: str, annotate):
+    """Start ``annotate`` (annotate_project or annotate_with_decisions) as the page's job;
+    the job, or the current one when the teacher cannot be made."""
     try:
         teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
                                api_key=api_key or None, shots=config.shots)
-        job = registry().start(key, "Annotation", lambda j: annotate_project(
+        return registry().start(key, name, lambda j: annotate(
             store, project.id, teacher, config, limit=int(limit), progress=j.progress,
             cancel=j.cancel))
     except CandistError as exc:
         st.error(str(exc))
+        return job
+
+
+if st.button("Start annotation", type="primary", disabled=bool(job and job.running)):
+    job = start("Annotation", annotate_project)
 if store.human_label_count(project.id):
     if teacher_kind == "openai":
         try:
@@ -117,14 +124,7 @@ if store.human_label_count(project.id):
             st.caption(str(exc))
     if st.button(REANNOTATE[teacher_kind], disabled=bool(job and job.running),
                  help=REANNOTATE_HELP[teacher_kind]):
-        try:
-            teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
-                                   api_key=api_key or None, shots=config.shots)
-            job = registry().start(key, "Re-annotation", lambda j: annotate_with_decisions(
-                store, project.id, teacher, config, limit=int(limit), progress=j.progress,
-                cancel=j.cancel))
-        except CandistError as exc:
-            st.error(str(exc))
+        job = start("Re-annotation", annotate_with_decisions)
 show_job(job)
 if job and job.status in ("done", "cancelled") and job.result is not None:
     st.write(job.result.describe())
