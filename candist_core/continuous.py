@@ -39,7 +39,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .distill import update_student
+# No torch here: the Review page imports this module on its first render (an import of
+# torch and transformers is 2-4 s); the update imports it where it runs.
+
 from .jobs import Job, JobRegistry
 from .records import CandistError, StudentError
 from .store import Store
@@ -204,6 +206,7 @@ def start_update(store, registry: JobRegistry, project_id: int, *,
 
     def work(job: Job) -> int:
         if str(store.path) == ":memory:":
+            from .distill import update_student   # torch: imported where it trains
             return update_student(store, project_id, trigger=trigger)
         return update_in_child(store.path, project_id, trigger=trigger)
 
@@ -283,6 +286,7 @@ def _child(argv: list[str]) -> int:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     try:
         with Store(db) as store:
+            from .distill import update_student
             print(update_student(store, int(project_id), trigger=trigger), flush=True)
     except CandistError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -427,3 +427,16 @@ def test_an_update_process_that_died_unreaped_counts_as_dead():
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     wait_for(lambda: not worker_alive(orphan), seconds=10, what="a dead orphan")
+
+
+def test_the_review_pages_modules_import_no_torch():
+    """The Review page's first render at 100,000 texts has a 1 s budget; importing torch and
+    transformers alone takes 2-4 s (bench/app_latency.py caught it at 4.7 s)."""
+    import subprocess
+    import sys
+    code = ("import sys; import candist_core.continuous, candist_core.review, "
+            "candist_core.keys, candist_core.access, candist_core.review_queue; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out.stderr

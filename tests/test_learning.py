@@ -22,7 +22,7 @@ from candist_core.records import StudentError
 from candist_core.review import SIGNALS, rank_ambiguous, shuffle_keys
 from candist_core.schema import load_schema
 from candist_core.store import Store
-from candist_core.student import StudentConfig, set_targets
+from candist_core.student import StudentConfig
 from candist_core.student_state import load_embeddings, load_head, state_path
 from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project
 from candist_core.encoder import shared_encoder
