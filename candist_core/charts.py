@@ -46,6 +46,39 @@ def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Fi
     return fig
 
 
+REFINERY_CURVES = (("d_out", "|D_out|"), ("d_sl", "|D_sl|"), ("d_hc", "|D_hc|"))
+CURVE_MEANINGS = {
+    "loss": "loss: the training loss, lower is better over a run; for candist it is measured "
+            "against targets built from the student's own predictions over each candidate "
+            "set, which sharpen as it learns, so it can rise within an epoch while the "
+            "labels improve",
+    "human_accuracy": "accuracy on human decisions: on the held-out texts people labelled",
+    "selection_score": "selection score: how the best epoch is picked without gold labels: "
+                       "accuracy on held-out human decisions when there are 20 or more, "
+                       "else how often the student's label falls in the teacher's set on a "
+                       "held-back 10 % of texts",
+    "d_out": "|D_out|: texts whose student label is outside their candidate set",
+    "d_sl": "|D_sl|: of those, the small-loss ones whose own label is trusted",
+    "d_hc": "|D_hc|: texts predicted with high confidence (above tau)",
+}
+
+
+def drawn(epochs: list[dict], key: str) -> bool:
+    """Whether ``training_figure`` draws this curve: refinery sets exist only from the
+    second epoch of candist, and an empty set draws nothing."""
+    ys = [e.get(key) for e in epochs]
+    return any(ys) if key.startswith("d_") else any(y is not None for y in ys)
+
+
+def training_caption(epochs: list[dict]) -> str:
+    """What each curve of ``training_figure`` means, for the curves it draws only."""
+    parts = [text for key, text in CURVE_MEANINGS.items() if drawn(epochs, key)]
+    if not any(drawn(epochs, key) for key, _ in REFINERY_CURVES):
+        parts.append("no refinery set curves: they exist from the second epoch of the "
+                     "candist method only")
+    return "; ".join(parts) + "." if parts else ""
+
+
 def training_figure(epochs: list[dict]) -> go.Figure:
     """The training loss of every step (x in epochs: step i of epoch k at k - 1 + i/n), the
     per-epoch scores, and the refinery's set sizes on the right axis."""
@@ -62,14 +95,13 @@ def training_figure(epochs: list[dict]) -> go.Figure:
     for key, name in (("loss", "loss (epoch mean)"),
                       ("human_accuracy", "accuracy on human decisions"),
                       ("selection_score", "selection score")):
-        ys = [e.get(key) for e in epochs]
-        if any(y is not None for y in ys):
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
-    for key, name in (("d_out", "|D_out|"), ("d_sl", "|D_sl|"), ("d_hc", "|D_hc|")):
-        ys = [e.get(key) for e in epochs]
-        if any(ys):        # refinery sets exist from the second epoch of candist only
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
-                                     yaxis="y2"))
+        if drawn(epochs, key):
+            fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in epochs],
+                                     mode="lines+markers", name=name))
+    for key, name in REFINERY_CURVES:
+        if drawn(epochs, key):
+            fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in epochs],
+                                     mode="lines+markers", name=name, yaxis="y2"))
     fig.update_layout(title="Training: loss at every step, scores after each epoch",
                       xaxis_title="epoch", height=400,
                       yaxis=dict(title="loss / accuracy / score"),

@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 from .records import CandistError
 
+FRESH_FOR = 600.0    # seconds a finished job's success line stays on its page
+
 
 @dataclass
 class Job:
@@ -40,6 +42,22 @@ class Job:
             return None
         elapsed = time.time() - self.started
         return elapsed / self.done * (self.total - self.done)
+
+    def outcome(self, now: float | None = None, *, fresh_for: float = FRESH_FOR) -> str | None:
+        """The finished job in one line with how long ago it ended ("Distillation done in
+        41 s, 3 min ago"), or None while it runs, and for a success older than
+        ``fresh_for`` seconds (the page's run list has it by then; a failure stays)."""
+        if self.running:
+            return None
+        ended = self.finished or self.started
+        ago = max(0.0, (time.time() if now is None else now) - ended)
+        if self.status != "failed" and ago > fresh_for:
+            return None
+        when = "just now" if ago < 60 else f"{ago / 60:.0f} min ago" if ago < 3600 \
+            else f"{ago / 3600:.0f} h ago"
+        if self.status == "failed":
+            return f"{self.name} failed ({when}): {self.error}"
+        return f"{self.name} {self.status} in {ended - self.started:.0f} s, {when}."
 
 
 class JobRegistry:

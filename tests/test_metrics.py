@@ -41,3 +41,23 @@ def test_confusion_and_cooccurrence_matrices():
     assert m.tolist() == [[3, 1], [0, 2]]
     c = cooccurrence_matrix([["a", "b"], ["a", "b", "c"], ["c"]], ["a", "b", "c"])
     assert c.tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]
+
+
+def test_the_training_caption_explains_only_the_curves_the_figure_draws():
+    from candist_core.charts import training_caption, training_figure
+    sa_epochs = [{"epoch": e, "loss": 1.0 / e, "selection_score": 0.8, "human_accuracy": None,
+                  "d_out": 0, "d_sl": 0, "d_hc": 0, "step_losses": [1.0]} for e in (1, 2)]
+    names = {t.name for t in training_figure(sa_epochs).data}
+    caption = training_caption(sa_epochs)
+    assert "|D_sl|" not in names and "|D_sl|" not in caption and "|D_hc|" not in caption
+    assert "human decisions:" not in caption
+    assert "selection score" in caption and "no refinery set curves" in caption
+
+    candist = [dict(sa_epochs[0]), dict(sa_epochs[1], d_out=40, d_sl=12, d_hc=300,
+                                        human_accuracy=0.7)]
+    names = {t.name for t in training_figure(candist).data}
+    caption = training_caption(candist)
+    for curve in ("|D_out|", "|D_sl|", "|D_hc|"):
+        assert curve in names and curve + ":" in caption
+    assert "accuracy on human decisions" in names and "human decisions:" in caption
+    assert "no refinery set curves" not in caption

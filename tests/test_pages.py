@@ -177,6 +177,16 @@ def test_review_history_changes_and_undoes_an_earlier_decision(app_db):
         steps = [d for d in store.decision_log(project.id) if d.sample_id == first.sample_id]
         assert [d.action for d in steps] == ["undo", "label", "label"]
 
+    # ... and a label can be changed into a skip there (the text leaves the export's
+    # human labels; the selectbox then shows the skip)
+    history = at.selectbox(key=f"hist-{first.id}")
+    assert history.options[-1] == "(skip)"
+    history.set_value("(skip)").run()
+    with Store(app_db) as store:
+        skipped = store.current_decisions(project.id)[first.sample_id]
+        assert skipped.action == "skip" and skipped.who == first.who
+    assert at.selectbox(key=f"hist-{skipped.id}").value == "(skip)"
+
 
 def test_review_with_many_labels_shows_the_candidates_and_a_search(tmp_path, monkeypatch):
     from conftest import DATASETS

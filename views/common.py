@@ -9,7 +9,6 @@ open only the pages their role in the project allows (``candist_core.access``).
 from __future__ import annotations
 
 import sys
-import time
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
@@ -236,11 +235,12 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
                            f"${stats.get('cost', 0):.4f}, errors {stats.get('errors') or 0}")
             if st.button("Cancel", key=f"cancel-{id(job)}"):
                 job.cancel.set()
-        elif job.status == "failed":
-            st.error(f"{job.name} failed: {job.error}")
         else:
-            took = (job.finished or time.time()) - job.started
-            st.success(f"{job.name} {job.status} in {took:.0f} s.")
+            line = job.outcome()
+            if line and job.status == "failed":
+                st.error(line)
+            elif line:
+                st.success(line)
             if st.session_state.get(f"refreshed-{id(job)}") is None:
                 st.session_state[f"refreshed-{id(job)}"] = True
                 st.rerun(scope="app")

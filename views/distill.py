@@ -137,16 +137,7 @@ def curves() -> None:
         epochs_seen = run.epochs if run else None
     if epochs_seen:
         st.plotly_chart(charts.training_figure(epochs_seen), width="stretch")
-        st.caption(
-            "loss: the training loss, lower is better over a run; for candist it is measured "
-            "against targets built from the student's own predictions over each candidate "
-            "set, which sharpen as it learns, so it can rise within an epoch while the "
-            "labels improve. Selection score: how the best epoch "
-            "is picked without gold labels: accuracy on held-out human decisions when there "
-            "are 20 or more, else how often the student's label falls in the teacher's set "
-            "on a held-back 10 % of texts. |D_out|: texts whose student label is outside "
-            "their candidate set; |D_sl|: of those, the small-loss ones whose label is "
-            "trusted; |D_hc|: texts predicted with high confidence (above tau).")
+        st.caption(charts.training_caption(epochs_seen))
 
 
 curves()

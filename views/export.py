@@ -65,11 +65,17 @@ FORMATS = {"csv": ("CSV (spreadsheets; formula cells neutralised)", "text/csv"),
            "parquet": ("Parquet (pandas, Hugging Face datasets; the candidates as a list)",
                        "application/vnd.apache.parquet")}
 fmt = st.radio("Format", list(FORMATS), horizontal=True, format_func=lambda f: FORMATS[f][0])
-st.caption("The first 20 rows (the same columns in every format):")
+st.caption("The first 20 rows (the same columns in every format; hover a cell to read a "
+           "long text whole):")
+# Widths that fit every column in the page at 1280 px (a wider text column pushed the
+# last columns out of sight).
 st.dataframe(pd.DataFrame(export_preview(store, project.id, options=options)),
              hide_index=True, width="stretch",
-             column_config={"text": st.column_config.TextColumn(width="large"),
-                            "confidence": st.column_config.NumberColumn(format="%.3f")})
+             column_config={"id": st.column_config.TextColumn(width="small"),
+                            "text": st.column_config.TextColumn(width="medium"),
+                            "label_source": st.column_config.TextColumn(width="small"),
+                            "confidence": st.column_config.NumberColumn(format="%.3f",
+                                                                        width="small")})
 # The whole file is built only when the button is pressed.
 st.download_button(f"Download cleaned {fmt.upper() if fmt != 'parquet' else 'Parquet'}",
                    lambda: export_bytes(store, project.id, fmt=fmt, options=options),

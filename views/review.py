@@ -46,7 +46,12 @@ def already_labelled(sample_id: int, label: str) -> bool:
     selectbox that left the page can send its old value once more with the next run (a
     quick typist's next key); that must not record the decision twice."""
     mine = store.decision_of(project.id, sample_id, who)
+    if label == SKIP:
+        return mine is not None and mine.action == "skip"
     return mine is not None and mine.action == "label" and mine.label == label
+
+
+SKIP = "(skip)" if "(skip)" not in labels else "(skip this text)"   # the history's skip
 
 
 def update_student_if_due() -> None:
@@ -253,10 +258,13 @@ def undo_one(decision_id: int) -> None:
 def change(sample_id: int, widget: str) -> None:
     new = st.session_state.get(widget)
     if new and not already_labelled(sample_id, new):
-        store.record_decision(project.id, sample_id, action="label", label=new,
-                              in_candidates=new in queue["candidates"].get(sample_id, []),
-                              who=who)
-        st.session_state["flash"] = f"Changed to {new}."
+        if new == SKIP:
+            store.record_decision(project.id, sample_id, action="skip", who=who)
+        else:
+            store.record_decision(project.id, sample_id, action="label", label=new,
+                                  in_candidates=new in queue["candidates"].get(sample_id, []),
+                                  who=who)
+        st.session_state["flash"] = "Changed to a skip." if new == SKIP else f"Changed to {new}."
         update_student_if_due()
 
 
@@ -277,9 +285,11 @@ def history() -> None:
         text = texts.get(d.sample_id, "")
         t.text(text if len(text) <= 110 else text[:107] + "...")
         widget = f"hist-{d.id}"
-        l.selectbox("Label", labels, key=widget, label_visibility="collapsed",
-                    index=labels.index(d.label) if d.label in labels else None,
-                    placeholder="skipped", on_change=change, args=(d.sample_id, widget))
+        options = labels + [SKIP]
+        l.selectbox("Label", options, key=widget, label_visibility="collapsed",
+                    index=options.index(d.label) if d.label in labels else
+                    len(labels) if d.action == "skip" else None, placeholder="(label gone)",
+                    on_change=change, args=(d.sample_id, widget))
         u.button("Undo", key=f"undo-{d.id}", on_click=undo_one, args=(d.id,),
                  help="Undo this decision; the text comes back into the queue.")
     if more:
