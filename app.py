@@ -36,7 +36,7 @@ st.navigation(navigation_pages(store, [
     st.Page("views/review.py", title="Review"),
     st.Page("views/agreement.py", title="Agreement"),
     st.Page("views/distill.py", title="Distill"),
-    st.Page("views/predictions.py", title="Predictions"),
+    st.Page("views/predictions.py", title="Student labels"),
     st.Page("views/export.py", title="Export"),
-    st.Page("views/predict.py", title="Predict"),
+    st.Page("views/predict.py", title="Label new files"),
 ])).run()

@@ -57,7 +57,8 @@ CURVE_MEANINGS = {
                        "accuracy on held-out human decisions when there are 20 or more, "
                        "else how often the student's label falls in the teacher's set on a "
                        "held-back 10 % of texts",
-    "d_out": "|D_out|: texts whose student label is outside their candidate set",
+    "d_out": "refinery sets, how CanDist's Distribution Refinery groups the texts each "
+             "epoch: |D_out|: texts whose student label is outside their candidate set",
     "d_sl": "|D_sl|: of those, the small-loss ones whose own label is trusted",
     "d_hc": "|D_hc|: texts predicted with high confidence (above tau)",
 }
@@ -74,8 +75,9 @@ def training_caption(epochs: list[dict]) -> str:
     """What each curve of ``training_figure`` means, for the curves it draws only."""
     parts = [text for key, text in CURVE_MEANINGS.items() if drawn(epochs, key)]
     if not any(drawn(epochs, key) for key, _ in REFINERY_CURVES):
-        parts.append("no refinery set curves: they exist from the second epoch of the "
-                     "candist method only")
+        parts.append("no refinery set curves (the |D_out|, |D_sl| and |D_hc| groups of texts "
+                     "that CanDist's Distribution Refinery treats differently): they exist "
+                     "from the second epoch of the candist method only")
     return "; ".join(parts) + "." if parts else ""
 
 
@@ -104,7 +106,10 @@ def training_figure(epochs: list[dict]) -> go.Figure:
                                      mode="lines+markers", name=name, yaxis="y2"))
     fig.update_layout(title="Training: loss at every step, scores after each epoch",
                       xaxis_title="epoch", height=400,
-                      yaxis=dict(title="loss / accuracy / score"),
+                      yaxis=dict(title=" / ".join(
+                          name for key, name in (("loss", "loss"), ("human_accuracy", "accuracy"),
+                                                 ("selection_score", "score"))
+                          if drawn(epochs, key))),
                       yaxis2=dict(overlaying="y", side="right", title="texts",
                                   rangemode="nonnegative", tickformat="d"),
                       xaxis=dict(dtick=1),

@@ -7,6 +7,12 @@ PAGES = {"import": "data", "annotate": "annotate", "audit": "review", "distill":
          "review": "review", "export": "export"}
 
 
+def ambiguous_left(counts: dict) -> int:
+    """Ambiguous texts with no human decision yet (decisions on texts with a single
+    candidate, or on audit texts, do not count)."""
+    return counts["ambiguous"] - counts.get("ambiguous_reviewed", counts["reviewed"])
+
+
 def next_action(counts: dict) -> str:
     """One of :data:`PAGES`: the first step the project still lacks."""
     if counts["samples"] == 0:
@@ -17,7 +23,7 @@ def next_action(counts: dict) -> str:
         return "audit"     # without gold labels, an audit is the only measure of quality
     if counts["student_runs"] == 0:
         return "distill"
-    if counts["reviewed"] < counts["ambiguous"]:
+    if ambiguous_left(counts):
         return "review"
     return "export"
 
@@ -31,7 +37,7 @@ def next_step(counts: dict) -> str:
                   f"the teacher, the student and the export are, with 95% intervals. Without "
                   f"gold labels nothing else can."),
         "distill": "distill a student from the candidate sets.",
-        "review": (f"review the ambiguous texts ({counts['ambiguous'] - counts['reviewed']} "
-                   f"left), then distill again."),
+        "review": (f"review the ambiguous texts ({ambiguous_left(counts)} of "
+                   f"{counts['ambiguous']} left), then distill again."),
         "export": "export the cleaned CSV.",
     }[next_action(counts)]

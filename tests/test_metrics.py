@@ -49,7 +49,7 @@ def test_the_training_caption_explains_only_the_curves_the_figure_draws():
                   "d_out": 0, "d_sl": 0, "d_hc": 0, "step_losses": [1.0]} for e in (1, 2)]
     names = {t.name for t in training_figure(sa_epochs).data}
     caption = training_caption(sa_epochs)
-    assert "|D_sl|" not in names and "|D_sl|" not in caption and "|D_hc|" not in caption
+    assert "|D_sl|" not in names and "|D_sl|:" not in caption and "|D_hc|:" not in caption
     assert "human decisions:" not in caption
     assert "selection score" in caption and "no refinery set curves" in caption
 

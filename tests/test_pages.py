@@ -171,6 +171,8 @@ def test_review_history_changes_and_undoes_an_earlier_decision(app_db):
         assert len(store.current_decisions(project.id)) == 3
     next(b for b in at.button if b.key == f"undo-{now.id}").click()
     at.run()
+    said = " ".join(t.value for t in at.toast)
+    assert f"Undone your {other!r}" in said and f"{first.label!r}, stands again" in said
     with Store(app_db) as store:
         # undoing the change brings the earlier label back; the log keeps all three steps
         assert store.current_decisions(project.id)[first.sample_id].label == first.label

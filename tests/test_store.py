@@ -73,6 +73,24 @@ def test_the_latest_decision_is_the_current_one_and_the_log_keeps_all(store):
     assert len(store.decision_log(project.id)) == 3
 
 
+def test_only_decisions_on_ambiguous_texts_count_towards_the_ambiguous_left(store):
+    from candist_core.workflow import ambiguous_left, next_step
+    project, ids = _project_with_samples(store, n=4)
+    run = store.create_teacher_run(project.id, teacher="offline", model="m", strategy="ca_all",
+                                   params={})
+    sets = [["a", "b"], ["a", "b"], ["a"], ["b"]]        # two ambiguous texts, two clear
+    store.record_annotations(run, [{"sample_id": i, "candidates": c, "label": c[0],
+                                    "confidence": 0.5} for i, c in zip(ids, sets)])
+    store.set_teacher_run_status(run, "done")
+    store.record_decision(project.id, ids[2], action="label", label="a")     # a clear text
+    store.record_decision(project.id, ids[3], action="skip")                 # a clear text
+    store.record_decision(project.id, ids[0], action="label", label="b")     # ambiguous
+    counts = store.status_counts(project.id)
+    assert (counts["ambiguous"], counts["reviewed"], counts["ambiguous_reviewed"]) == (2, 3, 1)
+    assert ambiguous_left({**counts, "student_runs": 1, "with_gold": 1}) == 1
+    assert "(1 of 2 left)" in next_step({**counts, "student_runs": 1, "with_gold": 1})
+
+
 def test_undo_restores_the_previous_decision_and_is_logged(store):
     project, ids = _project_with_samples(store)
     store.record_decision(project.id, ids[0], action="label", label="a", who="ann")

@@ -9,6 +9,7 @@ from candist_core.importing import (ImportOptions, file_format, import_csv, plan
                                     read_table)
 from candist_core.records import CandistError
 from candist_core.store import SOURCES
+from candist_core.tables import fitted_widths
 from views.common import require_project
 
 store, project = require_project("data")
@@ -117,17 +118,14 @@ rows = store.browse_samples(project.id, **filters, limit=PAGE_SIZE,
 if rows:
     table = pd.DataFrame(rows).fillna("")
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_order=["id", "text", "label", "source", "candidates", "decision",
-                               "gold"],
-                 column_config={
-                     "id": st.column_config.TextColumn("id", width=60),
-                     "text": st.column_config.TextColumn("text", width="large"),
-                     "source": st.column_config.TextColumn(
-                         "source", help="human, student, teacher or none"),
-                     "candidates": st.column_config.TextColumn(
-                         "candidates", help="The teacher's candidate set"),
-                     "decision": st.column_config.TextColumn(
-                         "decision", help="The current human decision: label or skip"),
-                     "gold": st.column_config.TextColumn(
-                         "gold", help="The known correct label, when imported")})
+    order = ["id", "text", "label", "source", "candidates", "decision", "gold"]
+    fit = fitted_widths({c: table[c] for c in order if c in table})
+    help_ = {"label": "The label the default export policy gives it now (human, then "
+                      "student, then teacher)",
+             "source": "human, student, teacher or none",
+             "candidates": "The teacher's candidate set",
+             "decision": "The current human decision: label or skip",
+             "gold": "The known correct label, when imported"}
+    st.dataframe(table, hide_index=True, width="stretch", column_order=order,
+                 column_config={c: st.column_config.TextColumn(c, width=w, help=help_.get(c))
+                                for c, w in fit.items()})

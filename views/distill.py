@@ -51,10 +51,12 @@ with st.expander("More settings"):
     delta = a2.slider("delta (small-loss share)", 0.1, 0.9, d.delta,
                       help="Share of the texts outside their candidate set that count as "
                            "'easy' (smallest loss) each epoch; the student's own label is "
-                           "trusted for them (the |D_sl| curve).")
+                           "trusted for them (the |D_sl| curve of the training chart, from the second "
+                           "epoch of candist).")
     tau = a3.slider("tau (high confidence)", 0.5, 1.0, d.tau,
                     help="Probability above which the student's prediction is trusted as "
-                         "confident (the |D_hc| curve).")
+                         "confident (the |D_hc| curve of the training chart, from the second epoch of "
+                         "candist).")
     gamma = a4.slider("gamma (sharpening)", 0.5, 1.0, d.gamma,
                       help="How strongly the targets inside a candidate set are sharpened "
                            "towards the student's favourite: 1 keeps them as they are, "
@@ -171,7 +173,7 @@ if done is not None:
                                 "load it with pipeline('text-classification', model=FOLDER, "
                                 "trust_remote_code=True).")
         with d2:
-            st.page_link("views/predict.py", label="Label new files with it on the Predict page")
+            st.page_link("views/predict.py", label="Label new files with it")
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")

@@ -3,9 +3,10 @@ import pandas as pd
 import streamlit as st
 
 from candist_core.agreement import open_conflicts
-from candist_core.exporting import ExportOptions, export_bytes, export_preview
+from candist_core.exporting import ANNOTATORS, ExportOptions, export_bytes, export_preview
 from candist_core.records import CandistError
 from candist_core.reports import export_counts, quality_estimate
+from candist_core.tables import fitted_widths
 from views.common import require_project, show_quality
 
 store, project = require_project("export")
@@ -25,7 +26,8 @@ policy = st.selectbox("Label policy", list(policies),
                       help="Which label each text gets: the first source in this order that "
                            "has one. Human: your review decisions; student: the distilled "
                            "model's prediction; teacher: the first label of its candidate "
-                           "set.")
+                           "set. A skipped text has no human label: it gets the next "
+                           "source's label (or none with 'Human only').")
 c1, c2 = st.columns(2)
 threshold = c1.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05,
                       help="Student or teacher labels less sure than this are not used. "
@@ -67,15 +69,19 @@ FORMATS = {"csv": ("CSV (spreadsheets; formula cells neutralised)", "text/csv"),
 fmt = st.radio("Format", list(FORMATS), horizontal=True, format_func=lambda f: FORMATS[f][0])
 st.caption("The first 20 rows (the same columns in every format; hover a cell to read a "
            "long text whole):")
-# Widths that fit every column in the page at 1280 px (a wider text column pushed the
-# last columns out of sight).
-st.dataframe(pd.DataFrame(export_preview(store, project.id, options=options)),
-             hide_index=True, width="stretch",
-             column_config={"id": st.column_config.TextColumn(width="small"),
-                            "text": st.column_config.TextColumn(width="medium"),
-                            "label_source": st.column_config.TextColumn(width="small"),
-                            "confidence": st.column_config.NumberColumn(format="%.3f",
-                                                                        width="small")})
+preview = pd.DataFrame(export_preview(store, project.id, options=options))
+width = fitted_widths({c: preview[c] for c in preview.columns}, fixed={"confidence": 90})
+HELP = {"label_source": "Where the label comes from: human (a review or audit decision), "
+                        "student or teacher",
+        "confidence": "The probability of the exported label (1 for a human label)",
+        "candidates": "The teacher's candidate set",
+        "gold": "The label imported as known correct (only to measure quality)",
+        ANNOTATORS: "How many people labelled the text (2 on a team's overlap texts)"}
+KIND = {"confidence": lambda c, **k: st.column_config.NumberColumn(c, format="%.3f", **k),
+        ANNOTATORS: st.column_config.NumberColumn, "candidates": st.column_config.ListColumn}
+st.dataframe(preview, hide_index=True, width="stretch", column_config={
+    c: KIND.get(c, st.column_config.TextColumn)(c, width=width[c], help=HELP.get(c))
+    for c in width})
 # The whole file is built only when the button is pressed.
 st.download_button(f"Download cleaned {fmt.upper() if fmt != 'parquet' else 'Parquet'}",
                    lambda: export_bytes(store, project.id, fmt=fmt, options=options),

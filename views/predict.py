@@ -13,7 +13,7 @@ from candist_core.records import CandistError
 from views.common import require_project
 
 store, project = require_project("predict")
-st.title("Predict")
+st.title("Label new files")
 st.caption("The student is the small model trained on the Distill page. Here it labels texts "
            "that are not in the project, or leaves with you as a standard model folder. "
            "Nothing on this page changes the project.")

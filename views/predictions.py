@@ -6,10 +6,11 @@ import streamlit as st
 
 from candist_core import charts
 from candist_core.store import PREDICTION_FILTERS, PREDICTION_ORDERS
+from candist_core.tables import fitted_widths
 from views.common import require_project
 
 store, project = require_project("predictions")
-st.title("Predictions")
+st.title("Student labels")
 run = store.latest_student_run(project.id)
 if run is None:
     st.info("No finished student run yet: distill first.")
@@ -33,8 +34,9 @@ rows = store.prediction_page(run.id, label=label, agreement=agreement, order=ord
 st.caption(f"{total} predictions match.")
 table = pd.DataFrame(rows).fillna("")
 COLUMNS = {
-    "review": st.column_config.CheckboxColumn("review", width=75,
-                                              help="Tick to send the text to the Review queue"),
+    "review": st.column_config.CheckboxColumn(
+        "review", help="Tick texts, then press 'Send N to the review queue' below the table: "
+                       "they come first on the Review page"),
     "sample_id": None,   # the store's row id: needed to send to review, never shown
     "id": st.column_config.TextColumn("id", width=60),
     "text": st.column_config.TextColumn("text", width=260),
@@ -56,9 +58,14 @@ if not table.empty:
     table.insert(0, "review", False)
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
     table["outside_candidates"] = table["outside_candidates"].astype(bool)
+    shown = [c for c in COLUMNS if COLUMNS[c] is not None]
+    fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 70, "confidence": 90,
+                                                               "outside_candidates": 70})
+    for c in shown:
+        COLUMNS[c]["width"] = fit[c]
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),
                             hide_index=True, column_config=COLUMNS,
-                            column_order=[c for c in COLUMNS if COLUMNS[c] is not None],
+                            column_order=shown,
                             key=f"pred-{page}-{label}-{agreement}-{order}")
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):

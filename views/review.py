@@ -178,7 +178,7 @@ student_freshness()
 
 
 def load_queue(reviewed: list[int]) -> dict:
-    """The ranked sample ids (samples sent from the Predictions page first); ``reviewed``:
+    """The ranked sample ids (samples sent from the Student labels page first); ``reviewed``:
     texts already decided in this queue before a new run re-ranked it, kept in front so
     the progress bar goes on counting them."""
     signals = store.review_signals(project.id)
@@ -238,21 +238,29 @@ def back_in_queue(sample_id: int) -> None:
         store.release_lease(project.id, shown, who)
 
 
+def undone_line(undone) -> str:
+    """What an undo did, naming the text: it is back on screen, or (an undone change) the
+    reviewer's earlier decision on it is current again."""
+    text = store.samples(project.id, ids=[undone.sample_id])[0].text
+    text = text if len(text) <= 60 else text[:57] + "..."
+    what = f"your {'skip' if undone.action == 'skip' else undone.label!r}"
+    earlier = store.decision_of(project.id, undone.sample_id, who)
+    if earlier is None:
+        back_in_queue(undone.sample_id)
+        return f"Undone {what} on “{text}”: the text is back on screen."
+    now = "a skip" if earlier.action == "skip" else repr(earlier.label)
+    return f"Undone {what} on “{text}”: your earlier decision, {now}, stands again."
+
+
 def undo_last() -> None:
     undone = store.undo_decision(project.id, who=who)
-    if undone is None:
-        st.session_state["flash"] = "Nothing to undo."
-        return
-    back_in_queue(undone.sample_id)
-    st.session_state["flash"] = "Undone."
+    st.session_state["flash"] = "Nothing to undo." if undone is None else undone_line(undone)
 
 
 def undo_one(decision_id: int) -> None:
     undone = store.undo_decision_id(project.id, decision_id, who=who)
     if undone is not None:
-        if undone.sample_id not in store.current_decisions(project.id):
-            back_in_queue(undone.sample_id)
-        st.session_state["flash"] = "Undone."
+        st.session_state["flash"] = undone_line(undone)
 
 
 def change(sample_id: int, widget: str) -> None:

@@ -255,6 +255,9 @@ class Queries:
                    (SELECT COUNT(*) FROM annotations WHERE run_id = :t
                     AND json_array_length(candidates) > 1) AS ambiguous,
                    (SELECT COUNT(*) FROM ({CURRENT_DECISIONS})) AS reviewed,
+                   (SELECT COUNT(*) FROM annotations WHERE run_id = :t
+                    AND json_array_length(candidates) > 1 AND sample_id IN
+                        (SELECT sample_id FROM ({CURRENT_DECISIONS}))) AS ambiguous_reviewed,
                    (SELECT COUNT(*) FROM teacher_runs
                     WHERE project_id = :project) AS teacher_runs,
                    (SELECT COUNT(*) FROM student_runs WHERE project_id = :project

@@ -1,0 +1,48 @@
+"""Column widths for the pages' tables, so every column is in sight at 1280x800 (pure).
+
+Streamlit sizes a column by its first rows and lets the table scroll sideways: at 1280 px
+with the sidebar open the last columns of a wide table fell out of sight, and a fixed
+60 px cut ids such as "demo-001". Here every column but one gets the width its header and
+values need (capped), and the flexible column (the text) gets what is left.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+PAGE_WIDTH = 800    # px a table has in the wide layout at 1280 px, sidebar open
+CHAR_PX = 8         # one character of the table font, generously
+PAD_PX = 26         # a cell's padding
+MIN_PX, MAX_PX = 60, 190
+MIN_FLEX = 140
+
+
+def _shown(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def content_width(header: str, values: Iterable) -> int:
+    """Pixels that show the header and the longest value whole (within MIN_PX..MAX_PX)."""
+    longest = max([len(header)] + [len(_shown(v)) for v in values])
+    return max(MIN_PX, min(MAX_PX, longest * CHAR_PX + PAD_PX))
+
+
+def fitted_widths(columns: dict[str, Iterable], *, flex: str = "text",
+                  fixed: dict[str, int] | None = None, total: int = PAGE_WIDTH
+                  ) -> dict[str, int]:
+    """Column -> width in px for ``columns`` (name -> values shown). ``fixed``: widths
+    that stay (checkboxes, progress bars). When the columns need more than ``total``
+    less ``MIN_FLEX``, the widest are narrowed first, never below their header."""
+    fixed = fixed or {}
+    widths = {c: fixed.get(c) or content_width(c, v) for c, v in columns.items() if c != flex}
+    floor = {c: fixed.get(c) or max(MIN_PX, len(c) * CHAR_PX + PAD_PX) for c in widths}
+    budget = total - (MIN_FLEX if flex in columns else 0)
+    while sum(widths.values()) > budget:
+        wide = max((c for c in widths if widths[c] > floor[c]), key=widths.get, default=None)
+        if wide is None:
+            break
+        widths[wide] = max(floor[wide], widths[wide] - CHAR_PX)
+    if flex in columns:
+        widths[flex] = max(MIN_FLEX, total - sum(widths.values()))
+    return widths
