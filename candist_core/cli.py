@@ -224,12 +224,14 @@ def distill_update(args) -> int:
     if args.json:
         print(json.dumps({**metrics, "update_of": run.config.get("update_of"),
                           "human_labels": run.config.get("human_labels"),
-                          "seconds": run.epochs[-1].get("seconds") if run.epochs else None}))
+                          "seconds": run.epochs[-1].get("seconds") if run.epochs else None,
+                          "model_dir": run.checkpoint}))
     else:
         acc = metrics["accuracy"]
         print(f"Student run #{run_id} {run.status}: updated student #{run.config['update_of']} "
               f"with {run.config['human_labels']} human labels"
-              + (f", accuracy vs gold {acc:.3f}" if acc is not None else "") + ".")
+              + (f", accuracy vs gold {acc:.3f}" if acc is not None else "") + "."
+              + (f" Model folder: {run.checkpoint}" if run.checkpoint else ""))
     return 0
 
 

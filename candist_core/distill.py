@@ -7,6 +7,7 @@ half-written) and saves the checkpoint under ``<database folder>/models/``.
 """
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import asdict
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from .audit import with_audit_selection
 from .learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
 from .metrics import entropy, student_run_metrics
-from .model_dir import ModelCard, save_model_dir
+from .model_dir import ModelCard, save_model_dir, save_with_head
 from .records import StudentError, TeacherRun
 from .schema import label_texts
 from .student import Distiller, StudentConfig, TrainingData, review_flags, set_targets
@@ -224,6 +225,24 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
                                  type(exc).__name__)
         raise
     store.finish_student_run(run_id, status="done", best_epoch=1)
+    # After the run is done (the queue re-ranks without waiting for ~90 MB of weights):
+    # the update as a model folder of its own, so Predict and the download use what the
+    # reviews taught. Only the newest update keeps its folder (each is a full copy).
+    full = store.student_run(base)
+    if full.checkpoint and Path(full.checkpoint).is_dir():
+        note = (f"Run {run_id} of the database: the encoder of run {base}, its classifier head "
+                f"retrained ({trigger}) on the candidate sets with {decisions} human labels "
+                f"fixed, in seconds (no encoder training).")
+        try:
+            path = save_with_head(full.checkpoint, checkpoint_dir(store, project.name, run_id),
+                                  new_head, note=note)
+        except (OSError, StudentError):      # e.g. a full disk: the update itself stands,
+            return run_id                    # and the full run's folder is still there
+        store.set_student_checkpoint(run_id, str(path))
+        for older in store.student_runs(project_id):
+            if older.id != run_id and "update_of" in older.config and older.checkpoint:
+                shutil.rmtree(older.checkpoint, ignore_errors=True)
+                store.set_student_checkpoint(older.id, None)
     return run_id
 
 

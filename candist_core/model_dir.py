@@ -148,6 +148,33 @@ def save_model_dir(model, tokenizer, labels: list[str], path: str | Path, *,
     return write_folder(Path(path), fill)
 
 
+def save_with_head(base: str | Path, path: str | Path, head, *, note: str) -> Path:
+    """The model folder ``base`` with its classifier head replaced by ``head`` (a
+    :class:`learning.Head`), written to ``path``: a continuous-student update changes only
+    the head, so the encoder's weights, config, tokenizer and model class are ``base``'s.
+    ``note`` is added to the model card (what the update learnt from)."""
+    from safetensors.torch import load_file, save_file
+    base = check_model_dir(base)
+    config = json.loads((base / "config.json").read_text())
+    if (config.get("head") == "cosine") != bool(head.cosine) or \
+            config.get("num_labels", len(config.get("id2label", {}))) != len(head.bias):
+        raise StudentError(f"The updated head does not fit the model folder {base}.")
+    weights = load_file(str(base / "model.safetensors"))
+    for name, value in (("head.weight", head.weight), ("head.bias", head.bias)):
+        weights[name] = torch.as_tensor(value, dtype=weights[name].dtype).contiguous()
+
+    def fill(tmp: Path) -> None:
+        for item in base.iterdir():
+            if item.is_file() and item.name not in ("model.safetensors", "README.md"):
+                shutil.copyfile(item, tmp / item.name)
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        card = (base / "README.md").read_text() if (base / "README.md").is_file() else ""
+        (tmp / "README.md").write_text(card.rstrip() + "\n\n## Continuous update\n\n"
+                                       + note + "\n")
+
+    return write_folder(Path(path), fill)
+
+
 def check_model_dir(path: str | Path) -> Path:
     """``path`` if it holds a saved student (checked before any input is read)."""
     path = Path(path)

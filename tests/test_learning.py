@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from candist_core.distill import checkpoint_dir, distill_project, update_student
+from candist_core.predicting import Predictor
 from candist_core.importing import ImportOptions, import_csv
 from candist_core.learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
 from candist_core.records import StudentError
@@ -117,8 +119,7 @@ def distilled(tmp_path_factory):
         import_csv(store, project.id, tmp / "t.csv", options=ImportOptions(gold_col="label"))
         annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
                          TeacherConfig(strategy="ca_all"))
-        run = distill_project(store, project.id, StudentConfig(epochs=1),
-                              save_checkpoint=False)
+        run = distill_project(store, project.id, StudentConfig(epochs=1))
     return db, project.id, run
 
 
@@ -158,9 +159,22 @@ def test_an_update_learns_every_human_decision_in_a_new_run_and_keeps_the_old_on
         assert all(after[s.id] == s.gold for s in wrong)
         assert {p.sample_id: p.label for p in store.predictions(run)} == before
         assert not (state_path(checkpoint_dir(store, "loop", new)) / "embeddings.npy").exists()
-        # A second update starts from the first one's head, over the full run's embeddings.
+        # The update is a model folder of its own: the full run's encoder with the new
+        # head, labelling new texts as the update's predictions label the pool.
+        assert Path(updated.checkpoint).is_dir() and Path(updated.checkpoint) != Path(
+            store.student_run(run).checkpoint)
+        predictor = Predictor.from_dir(updated.checkpoint)
+        probs = predictor.probabilities([s.text for s in wrong])
+        labels = store.label_schema(pid).names
+        assert [labels[i] for i in probs.argmax(1)] == [s.gold for s in wrong]
+        assert "15 human labels" in (Path(updated.checkpoint) / "README.md").read_text()
+        # A second update starts from the first one's head, over the full run's embeddings;
+        # only the newest update keeps a folder (each is a full copy), the full run keeps its.
         again = store.student_run(update_student(store, pid))
         assert again.config["update_of"] == new and again.config["embeddings_run"] == run
+        assert Path(again.checkpoint).is_dir() and not Path(updated.checkpoint).exists()
+        assert store.student_run(new).checkpoint is None
+        assert Path(store.student_run(run).checkpoint).is_dir()
 
 
 @pytest.mark.slow

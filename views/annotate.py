@@ -128,6 +128,9 @@ if store.human_label_count(project.id):
 show_job(job)
 if job and job.status in ("done", "cancelled") and job.result is not None:
     st.write(job.result.describe())
+    st.page_link("views/distill.py", icon=":material/arrow_forward:",
+                 label="Next: distill a student from these candidate sets (Distill page)",
+                 query_params={"project": project.name})
 
 run = store.latest_teacher_run(project.id)
 if run is None:

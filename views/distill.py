@@ -99,7 +99,7 @@ if st.button("Start distillation", type="primary", disabled=bool(job and job.run
         job = registry().start(key, "Distillation", work)
     except CandistError as exc:
         st.error(str(exc))
-show_job(job, unit="steps")
+show_job(job, unit=f"training steps (a step learns from {int(batch_size)} texts)")
 
 st.subheader("Continuous student")
 st.caption("Between full distillations the student follows the review: after every N new "
@@ -162,9 +162,13 @@ if done is not None:
                    "latest full distillation.")
     saved = done if done.checkpoint else full
     if saved is not done and saved is not None and saved.checkpoint:
-        st.caption("The latest student is an update: updates retrain only the classifier "
-                   "and are not saved as a model folder, so the download and the Predict "
-                   "page use the latest full distillation.")
+        st.caption("The latest student is an update whose model folder is not written "
+                   "yet (or could not be: see the disk), so the download and the Label new "
+                   "files page use the latest full distillation.")
+    elif saved is done and "update_of" in done.config:
+        st.caption("The latest student is an update: the full distillation's encoder with "
+                   "the classifier retrained on your decisions, saved as a model folder "
+                   "of its own (only the newest update keeps one).")
     if saved is not None and saved.checkpoint and Path(saved.checkpoint).is_dir():
         d1, d2 = st.columns([1, 2])
         d1.download_button("Download this student (zip)", lambda: zip_bytes(saved.checkpoint),

@@ -5,6 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from candist_core.continuous import run_kind
 from candist_core.importing import ImportOptions, read_table
 from candist_core.metrics import student_run_metrics
 from candist_core.model_dir import zip_bytes
@@ -31,10 +32,11 @@ if not runs:
 def describe(run) -> str:
     m = student_run_metrics(store, run)
     parts = [f"Run {number[run.id]}", run.method,
+             run_kind(run.config, number.get) if "update_of" in run.config else
              f"best epoch {run.best_epoch} of {len(run.epochs)}"]
     if m["accuracy"] is not None:
         parts.append(f"{m['accuracy']:.0%} agreement with gold")
-    return ", ".join(parts) + f" ({(run.finished or run.created)[:16]})"
+    return ", ".join(parts) + f" ({(run.finished or run.created)[:16].replace('T', ' ')})"
 
 
 runs.sort(key=lambda r: r.id, reverse=True)

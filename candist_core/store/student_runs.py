@@ -45,6 +45,11 @@ class StudentRunsTable:
                 "status": status, "best_epoch": best_epoch, "checkpoint": checkpoint,
                 "error": error, "finished": now()})
 
+    def set_student_checkpoint(self, run_id: int, checkpoint: str | None) -> None:
+        """Point a finished run at its model folder, or at none (the folder was removed)."""
+        with self._c.lock:
+            self._c.table("student_runs").update(run_id, {"checkpoint": checkpoint})
+
     def running_student_runs(self, project_id: int) -> list[StudentRun]:
         return [StudentRun.from_row(r) for r in self._c.rows(
             "SELECT * FROM student_runs WHERE project_id = ? AND status = 'running'",
