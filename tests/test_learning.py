@@ -196,6 +196,27 @@ def test_an_update_refuses_clearly_without_a_student_or_with_texts_it_never_embe
 
 
 @pytest.mark.slow
+def test_distill_update_on_the_command_line_reports_the_run_and_its_model_folder(
+        distilled, tmp_path):
+    db, pid, run = distilled
+    copy = tmp_path / "cli.db"
+    shutil.copyfile(db, copy)
+    shutil.copytree(db.parent / "models", tmp_path / "models")
+    with Store(copy) as store:
+        s = store.samples(pid)[3]
+        store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
+    out = subprocess.run([sys.executable, "-m", "candist_core", "distill", "--db", str(copy),
+                          "--project", "loop", "--update", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["update_of"] == run and report["human_labels"] == 1
+    assert Path(report["model_dir"]).is_dir() and report["accuracy"] is not None
+    with Store(copy) as store:
+        assert store.latest_student_run(pid).config["trigger"] == "cli"
+
+
+@pytest.mark.slow
 def test_queue_writes_the_next_texts_in_review_order_safe_for_a_spreadsheet(distilled):
     db, pid, _ = distilled
     for signal in ("set_size", "label_issue", "random"):
