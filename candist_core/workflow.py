@@ -37,7 +37,9 @@ def next_step(counts: dict) -> str:
                   f"the teacher, the student and the export are, with 95% intervals. Without "
                   f"gold labels nothing else can."),
         "distill": "distill a student from the candidate sets.",
-        "review": (f"review the ambiguous texts ({ambiguous_left(counts)} of "
-                   f"{counts['ambiguous']} left), then distill again."),
+        "review": (f"review: {ambiguous_left(counts)} of the {counts['ambiguous']} ambiguous "
+                   f"texts (more than one candidate label) have no decision yet (the Review "
+                   f"queue puts the texts most worth a look first; the student is updated "
+                   f"as you go)."),
         "export": "export the cleaned CSV.",
     }[next_action(counts)]

@@ -327,7 +327,7 @@ def test_n_decisions_on_the_review_page_rerank_the_queue_by_a_new_student(app_db
 def test_the_distill_page_sets_n_updates_on_demand_and_lists_updates(app_db):
     at = open_page("distill")
     setting = next(n for n in at.number_input
-                   if n.label == "Update the student every N decisions")
+                   if n.label == "Update the student every N human labels")
     assert setting.value == 50
     setting.set_value(5)
     at.run()

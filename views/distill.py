@@ -107,7 +107,7 @@ st.caption("Between full distillations the student follows the review: after eve
            "seconds, and the Review queue is re-ranked by it.")
 u1, u2 = st.columns([2, 1], vertical_alignment="bottom")
 every = u1.number_input(
-    "Update the student every N decisions", 0, 100_000, store.update_every(project.id),
+    "Update the student every N human labels", 0, 100_000, store.update_every(project.id),
     step=10, help="After this many new human labels (from anyone on the team; skips do not "
                   "count) the student is updated on its own: it starts from the latest "
                   "student's classifier and relearns from the teacher's candidate sets with "
@@ -146,14 +146,19 @@ curves()
 done = store.latest_student_run(project.id)
 if done is not None:
     m = student_run_metrics(store, done)
+    numbered = {r.id: n for n, r in enumerate(sorted(store.student_runs(project.id),
+                                                     key=lambda r: r.id), start=1)}
+    st.caption(f"The latest student: run {numbered.get(done.id, done.id)}, "
+               f"{continuous.run_kind(done.config, numbered.get)}. The chart above is the "
+               f"latest full distillation's (an update has no epochs to chart).")
     q1, q2, q3 = st.columns(3)
     q1.metric("Accuracy vs gold labels",
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
               help="Share of the texts with an imported gold label that the latest "
                    "finished student labels correctly.")
-    q2.metric("Agrees with your decisions",
+    q2.metric("Agrees with your labels (it trained on them)",
               f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else
-              "no decisions", help="Share of your review labels the student also predicts "
+              "-", help="Share of your review labels the student also predicts "
                                    "(it trained on them, so this is optimistic: not a "
                                    "held-out score).")
     full = continuous.latest_full_run(store, project.id)

@@ -153,14 +153,19 @@ SIGNAL_HELP = ("Which texts come first. Candidate-set size: the teacher hesitate
                "probable by those models, so these labels most likely go wrong into the "
                "export. Random order: a fixed shuffle, a fair sample of the whole project.")
 ORDERS = [DEFAULT_SIGNAL] + [s for s in SIGNALS if s != DEFAULT_SIGNAL]
-c1, c2 = st.columns(2)
-signal = c1.selectbox("Order by", ORDERS, format_func=lambda s: SIGNAL_NAMES.get(s, s),
-                      help=SIGNAL_HELP)
-label_filter = c2.selectbox("Only samples involving", ["(all labels)"] + labels,
-                            help="Keep the texts whose candidate set or student label "
-                                 "includes this label.")
+# Folded by default, so the text under review sits higher on a laptop screen.
+chosen = st.session_state.get("review_signal", DEFAULT_SIGNAL)
+chosen_label = st.session_state.get("review_label_filter", "(all labels)")
+with st.expander(f"Queue order: {SIGNAL_NAMES.get(chosen, chosen)}"
+                 + ("" if chosen_label == "(all labels)" else f" · only {chosen_label}")):
+    c1, c2 = st.columns(2)
+    signal = c1.selectbox("Order by", ORDERS, format_func=lambda s: SIGNAL_NAMES.get(s, s),
+                          help=SIGNAL_HELP, key="review_signal")
+    label_filter = c2.selectbox("Only samples involving", ["(all labels)"] + labels,
+                                help="Keep the texts whose candidate set or student label "
+                                     "includes this label.", key="review_label_filter")
+    st.caption(DEFAULT_REASON)
 label = None if label_filter == "(all labels)" else label_filter
-st.caption(DEFAULT_REASON)
 
 
 @st.fragment(run_every=2.0 if continuous.read_freshness(store, registry(), project.id)
@@ -185,8 +190,11 @@ def load_queue(reviewed: list[int]) -> dict:
     ranked = signals["sample_id"][rank_ambiguous(signals, signal=signal, label=label)].tolist()
     first = reviewed + st.session_state.pop("review_first", [])
     sent = set(first)
-    return {"ids": first + [i for i in ranked if i not in sent],
-            "candidates": dict(zip(signals["sample_id"].tolist(), signals["candidates"])),
+    candidates = dict(zip(signals["sample_id"].tolist(), signals["candidates"]))
+    return {"ids": first + [i for i in ranked if i not in sent], "candidates": candidates,
+            # texts whose candidate set holds more than one label (Home's "ambiguous")
+            "ambiguous": np.array([i for i, c in candidates.items() if len(c) > 1],
+                                  dtype=np.int64),
             "teacher_run": signals["teacher_run"], "student_run": signals["student_run"]}
 
 
@@ -318,8 +326,13 @@ if flash:
     st.toast(flash)
 st.progress(reviewed / in_queue if in_queue else 1.0,
             text=f"{reviewed} of {in_queue} in this queue reviewed, {in_queue - reviewed} left")
-st.caption(f"{len(decided)} decided in the project - "
-           f"{decisions_per_minute(times):.1f} decisions/minute")
+ambiguous = queue.get("ambiguous", np.array([], dtype=np.int64))
+st.caption(f"{len(decided)} decided in the project · "
+           f"{len(ambiguous) - int(np.isin(ambiguous, decided).sum())} of {len(ambiguous)} "
+           f"ambiguous texts (more than one candidate label) still undecided · "
+           f"{decisions_per_minute(times):.1f} decisions/minute",
+           help="The queue holds every text, the ones most worth a look first; the "
+                "ambiguous ones are those Home counts as left to review.")
 if claimed is None:
     st.success("Nothing left to review with this signal and filter.")
     elsewhere = sum(1 for lease in store.active_leases(project.id) if lease.who != who)
