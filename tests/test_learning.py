@@ -123,6 +123,15 @@ def distilled(tmp_path_factory):
     return db, project.id, run
 
 
+def copy_of(db: Path, folder: Path) -> Path:
+    """The fixture's database and its models folder copied into ``folder`` (each test
+    changes its own copy)."""
+    copy = folder / "copy.db"
+    shutil.copyfile(db, copy)
+    shutil.copytree(db.parent / "models", folder / "models")
+    return copy
+
+
 @pytest.mark.slow
 def test_a_full_distillation_leaves_embeddings_head_and_label_issue_scores(distilled):
     db, pid, run = distilled
@@ -142,9 +151,7 @@ def test_a_full_distillation_leaves_embeddings_head_and_label_issue_scores(disti
 def test_an_update_learns_every_human_decision_in_a_new_run_and_keeps_the_old_one(
         distilled, tmp_path):
     db, pid, run = distilled
-    copy = tmp_path / "copy.db"
-    shutil.copyfile(db, copy)
-    shutil.copytree(db.parent / "models", tmp_path / "models")
+    copy = copy_of(db, tmp_path)
     with Store(copy) as store:
         before = {p.sample_id: p.label for p in store.predictions(run)}
         samples = store.samples(pid)
@@ -185,11 +192,10 @@ def test_an_update_refuses_clearly_without_a_student_or_with_texts_it_never_embe
         with pytest.raises(StudentError, match="full distillation first"):
             update_student(store, project.id)
     db, pid, _ = distilled
-    shutil.copyfile(db, tmp_path / "more.db")
-    shutil.copytree(db.parent / "models", tmp_path / "models")
+    more = copy_of(db, tmp_path)
     extra = tmp_path / "extra.csv"
     pd.DataFrame({"text": ["a brand new question ?"]}).to_csv(extra, index=False)
-    with Store(tmp_path / "more.db") as store:
+    with Store(more) as store:
         import_csv(store, pid, extra)
         with pytest.raises(StudentError, match="1 texts were imported after"):
             update_student(store, pid)
@@ -199,9 +205,7 @@ def test_an_update_refuses_clearly_without_a_student_or_with_texts_it_never_embe
 def test_distill_update_on_the_command_line_reports_the_run_and_its_model_folder(
         distilled, tmp_path):
     db, pid, run = distilled
-    copy = tmp_path / "cli.db"
-    shutil.copyfile(db, copy)
-    shutil.copytree(db.parent / "models", tmp_path / "models")
+    copy = copy_of(db, tmp_path)
     with Store(copy) as store:
         s = store.samples(pid)[3]
         store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
