@@ -56,7 +56,7 @@ class Job:
         when = "just now" if ago < 60 else f"{ago / 60:.0f} min ago" if ago < 3600 \
             else f"{ago / 3600:.0f} h ago"
         if self.status == "failed":
-            return f"{self.name} failed ({when}): {self.error}"
+            return f"{self.name} failed {when}: {self.error}"
         return f"{self.name} {self.status} in {ended - self.started:.0f} s, {when}."
 
 

@@ -16,4 +16,4 @@ def test_an_old_success_leaves_the_page_but_a_failure_stays():
     done = Job("Update", status="done", started=0.0, finished=10.0)
     assert done.outcome(now=10.0 + FRESH_FOR + 1) is None
     failed = Job("Update", status="failed", error="no embeddings", started=0.0, finished=10.0)
-    assert failed.outcome(now=10.0 + 2 * 3600) == "Update failed (2 h ago): no embeddings"
+    assert failed.outcome(now=10.0 + 2 * 3600) == "Update failed 2 h ago: no embeddings"

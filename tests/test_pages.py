@@ -153,6 +153,19 @@ def test_a_label_outside_the_candidates_is_recorded_as_such(app_db):
     assert decision.label == outside and decision.in_candidates is False
 
 
+def test_distill_settings_survive_a_visit_to_another_page(app_db):
+    annotated(app_db)
+    at = page("distill")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(7).run()
+    next(s for s in at.selectbox if s.label == "Method").set_value("sa").run()
+    at.switch_page("views/home.py").run()
+    at.switch_page("views/distill.py").run()
+    assert not at.exception, at.exception
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 7
+    assert next(s for s in at.selectbox if s.label == "Method").value == "sa"
+    assert "x 7 epoch(s)" in " ".join(i.value for i in at.info)     # the estimate follows
+
+
 def test_review_history_changes_and_undoes_an_earlier_decision(app_db):
     annotated(app_db)
     at = page("review")

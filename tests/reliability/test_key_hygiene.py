@@ -82,7 +82,7 @@ def test_a_key_typed_in_the_page_is_in_no_message_and_no_file(tmp_path, trec_dir
     wait_for_job(at, "Annotation done")
     shown = [e.value for kind in (at.error, at.warning, at.exception, at.markdown,
                                   at.caption, at.success, at.info) for e in kind]
-    assert "Annotation failed: The server refused the API key (401): check the key for " \
+    assert "Annotation failed just now: The server refused the API key (401): check the key for " \
            "this server." in shown
     assert not any(typed in str(text) for text in shown)
     assert {r.get("authorization") for r in fake.headers} == {f"Bearer {typed}"}
