@@ -10,7 +10,7 @@ PAGES = {"import": "data", "annotate": "annotate", "audit": "review", "distill":
 def ambiguous_left(counts: dict) -> int:
     """Ambiguous texts with no human decision yet (decisions on texts with a single
     candidate, or on audit texts, do not count)."""
-    return counts["ambiguous"] - counts.get("ambiguous_reviewed", counts["reviewed"])
+    return counts["ambiguous"] - counts["ambiguous_reviewed"]
 
 
 def next_action(counts: dict) -> str:

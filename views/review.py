@@ -246,9 +246,9 @@ def back_in_queue(sample_id: int) -> None:
         store.release_lease(project.id, shown, who)
 
 
-def undone_line(undone) -> str:
-    """What an undo did, naming the text: it is back on screen, or (an undone change) the
-    reviewer's earlier decision on it is current again."""
+def after_undo(undone) -> str:
+    """Put an undone text back in front of the queue unless an earlier decision of this
+    reviewer stands on it again (an undone change), and say which, naming the text."""
     text = store.samples(project.id, ids=[undone.sample_id])[0].text
     text = text if len(text) <= 60 else text[:57] + "..."
     what = f"your {'skip' if undone.action == 'skip' else undone.label!r}"
@@ -262,13 +262,13 @@ def undone_line(undone) -> str:
 
 def undo_last() -> None:
     undone = store.undo_decision(project.id, who=who)
-    st.session_state["flash"] = "Nothing to undo." if undone is None else undone_line(undone)
+    st.session_state["flash"] = "Nothing to undo." if undone is None else after_undo(undone)
 
 
 def undo_one(decision_id: int) -> None:
     undone = store.undo_decision_id(project.id, decision_id, who=who)
     if undone is not None:
-        st.session_state["flash"] = undone_line(undone)
+        st.session_state["flash"] = after_undo(undone)
 
 
 def change(sample_id: int, widget: str) -> None:
@@ -326,7 +326,7 @@ if flash:
     st.toast(flash)
 st.progress(reviewed / in_queue if in_queue else 1.0,
             text=f"{reviewed} of {in_queue} in this queue reviewed, {in_queue - reviewed} left")
-ambiguous = queue.get("ambiguous", np.array([], dtype=np.int64))
+ambiguous = queue["ambiguous"]
 st.caption(f"{len(decided)} decided in the project · "
            f"{len(ambiguous) - int(np.isin(ambiguous, decided).sum())} of {len(ambiguous)} "
            f"ambiguous texts (more than one candidate label) still undecided · "

@@ -247,6 +247,7 @@ class Queries:
         """The numbers of the home page's status strip (and of ``metrics --json``)."""
         teacher, _ = self._latest_run_ids(project_id)
         row = self._c.one(f"""
+            WITH current AS MATERIALIZED (SELECT sample_id FROM ({CURRENT_DECISIONS}))
             SELECT (SELECT COUNT(*) FROM samples WHERE project_id = :project) AS samples,
                    (SELECT COUNT(*) FROM samples WHERE project_id = :project
                     AND gold IS NOT NULL) AS with_gold,
@@ -254,10 +255,10 @@ class Queries:
                     AND candidates IS NOT NULL) AS annotated,
                    (SELECT COUNT(*) FROM annotations WHERE run_id = :t
                     AND json_array_length(candidates) > 1) AS ambiguous,
-                   (SELECT COUNT(*) FROM ({CURRENT_DECISIONS})) AS reviewed,
-                   (SELECT COUNT(*) FROM annotations WHERE run_id = :t
-                    AND json_array_length(candidates) > 1 AND sample_id IN
-                        (SELECT sample_id FROM ({CURRENT_DECISIONS}))) AS ambiguous_reviewed,
+                   (SELECT COUNT(*) FROM current) AS reviewed,
+                   (SELECT COUNT(*) FROM current JOIN annotations a
+                    ON a.run_id = :t AND a.sample_id = current.sample_id
+                    AND json_array_length(a.candidates) > 1) AS ambiguous_reviewed,
                    (SELECT COUNT(*) FROM teacher_runs
                     WHERE project_id = :project) AS teacher_runs,
                    (SELECT COUNT(*) FROM student_runs WHERE project_id = :project
