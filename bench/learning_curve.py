@@ -8,7 +8,9 @@ For each dataset a seeded sample of the training split is the pool (bench/distil
 pools). The offline teacher annotates it with CA_all and one full default distillation
 (the app's settings) is trained; then, for each review order, from that same start (a copy
 of the database), rounds of ``--round`` decisions: the next texts of the order get their
-gold label as a human decision, then ``update_student`` (the app's continuous update).
+gold label as a human decision, then ``update_student`` (the app's continuous update: the
+offline teacher re-taught with the human labels, then the head; ``--compare-teach`` adds
+the default order without the re-teaching).
 Recorded after every round, one JSON line each: export accuracy on the pool (a human label
 where there is one, else the student's), the student's accuracy on the pool and on the
 dataset's test split (texts it never saw: the full run's encoder embeds them once, each
@@ -37,18 +39,19 @@ from distill_quality import SIZES, read_split  # noqa: E402
 
 from candist_core.distill import checkpoint_dir, distill_project, update_student  # noqa: E402
 from candist_core.encoder import shared_encoder  # noqa: E402
-from candist_core.human_teacher import teach_offline  # noqa: E402
+from candist_core.human_teacher import teach_for_update  # noqa: E402
 from candist_core.importing import ImportOptions, import_csv  # noqa: E402
 from candist_core.learning import UpdateConfig  # noqa: E402
 from candist_core.metrics import project_metrics  # noqa: E402
 from candist_core.predicting import Predictor  # noqa: E402
 from candist_core.review import DEFAULT_SIGNAL  # noqa: E402
 from candist_core.review_queue import review_queue  # noqa: E402
-from candist_core.schema import load_schema  # noqa: E402
+from candist_core.schema import label_texts, load_schema  # noqa: E402
 from candist_core.store import Store  # noqa: E402
 from candist_core.student import StudentConfig  # noqa: E402
 from candist_core.student_state import load_head, state_path  # noqa: E402
-from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project  # noqa: E402
+from candist_core.teacher import (OfflineTeacher, TeacherConfig, annotate_project,  # noqa: E402
+                                  with_embedding_cache)
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 ORDERS = ("set_size", "entropy", "low_confidence", "label_issue", "likely_wrong", "random")
@@ -135,33 +138,56 @@ def copy_start(start: dict, dest: Path) -> Path:
     shutil.copyfile(start["db"], dest / start["db"].name)
     for state in (src / "models").glob("*/*.state"):
         shutil.copytree(state, dest / state.relative_to(src))
+    for cache in (src / "models").glob("*/embeddings-*.npz"):
+        shutil.copyfile(cache, dest / cache.relative_to(src))
     return dest / start["db"].name
+
+
+def warm_cache(start: dict) -> None:
+    """The offline teacher's embedding cache for a start built before the app kept one
+    (a new start's annotation writes it), so that no round pays the encoder pass."""
+    with Store(start["db"]) as store:
+        pid = start["project"]
+        encoder = with_embedding_cache(store, pid, OfflineTeacher(shared_encoder())).encoder
+        schema = store.label_schema(pid)
+        encoder.encode([s.text for s in store.samples(pid)] + label_texts(schema))
+        encoder.save()
+
+
+def next_texts(store: Store, pid: int, order: str, n: int) -> list[dict]:
+    """The next ``n`` texts of ``order``: the app's review queue, or for ``random@S`` a
+    uniformly random order of the undecided texts with seed S (random order is a
+    distribution: ``--random-seeds`` draws more than the app's one shuffle)."""
+    if not order.startswith("random@"):
+        return review_queue(store, pid, n=n, signal=order)
+    decided = set(store.current_decisions(pid))
+    ids = np.random.default_rng(int(order.split("@")[1])).permutation(
+        sorted(s.id for s in store.samples(pid)))
+    return [{"sample_id": int(i)} for i in ids if int(i) not in decided][:n]
 
 
 def run_order(start: dict, order: str, dest: Path, *, rounds: int, size: int,
               test: TestSplit | None, name: str,
-              update: UpdateConfig = UpdateConfig(), teach: bool = False) -> Path:
-    """Rounds of ``size`` gold decisions in ``order``, an update after each; the copy's
-    database path (for --full-at)."""
+              update: UpdateConfig = UpdateConfig(), teach: bool = True) -> Path:
+    """Rounds of ``size`` gold decisions in ``order``, an update after each (the app's:
+    the human-taught offline teacher first unless ``teach`` is False); the copy's database
+    path (for --full-at)."""
     db = copy_start(start, dest)
     with Store(db) as store:
         pid = start["project"]
         gold = {s.id: s.gold for s in store.samples(pid)}
         project = store.project_by_id(pid)
         for r in range(1, rounds + 1):
-            rows = review_queue(store, pid, n=size, signal=order)
+            rows = next_texts(store, pid, order, size)
             for row in rows:
                 store.record_decision(pid, row["sample_id"], action="label",
                                       label=gold[row["sample_id"]], who="simulated")
             started = time.perf_counter()
-            if teach:     # the human-taught teacher first: new candidate sets, a new run
-                teach_offline(store, pid, OfflineTeacher(shared_encoder()),
-                              TeacherConfig(strategy="ca_all"))
-            run_id = update_student(store, pid, update, trigger="bench")
+            run_id = update_student(store, pid, update, trigger="bench", teach=teach)
             seconds = time.perf_counter() - started
             record = {"dataset": name, "order": order, "decisions": r * size,
                       **({} if update.balance_humans else {"balance_humans": False}),
-                      **({"teach": True} if teach else {}),
+                      **({} if teach else {"teach": False}),
                       "served": len(rows),
                       "export_accuracy": round(export_accuracy(store, pid), 4),
                       "student_accuracy": round(student_accuracy(store, pid), 4),
@@ -176,10 +202,11 @@ def run_order(start: dict, order: str, dest: Path, *, rounds: int, size: int,
 def full_redistill(db: Path, start: dict, config: StudentConfig, *, decisions: int,
                    name: str, test_texts: pd.DataFrame | None) -> None:
     """A full distillation from scratch with the decisions already in ``db`` (compared
-    with the update that used the same decisions)."""
+    with the update that used the same decisions), on the same re-taught teacher."""
     with Store(db) as store:
         pid = start["project"]
         started = time.perf_counter()
+        teach_for_update(store, pid)
         run_id = distill_project(store, pid, config, save_checkpoint=test_texts is not None)
         record = {"dataset": name, "full_redistill_at": decisions,
                   "export_accuracy": round(export_accuracy(store, pid), 4),
@@ -212,9 +239,13 @@ def main() -> None:
     parser.add_argument("--start-dir", default=None, metavar="DIR",
                         help="keep each dataset's start (pool, teacher run, full student) "
                              "in DIR/<dataset>/ and reuse it in later runs")
-    parser.add_argument("--teach", action="store_true",
-                        help="also run the default order with the human-taught offline "
-                             "teacher re-annotating before every update")
+    parser.add_argument("--random-seeds", type=int, default=1, metavar="K",
+                        help="with the random order: K random orders in all (the app's "
+                             "shuffle and K-1 seeded ones, named random@1...), for the "
+                             "spread of random order")
+    parser.add_argument("--compare-teach", action="store_true",
+                        help="also run the default order without re-teaching the offline "
+                             "teacher before each update (the update before session 9)")
     parser.add_argument("--compare-balance", action="store_true",
                         help="also run the default order with balance_humans=False (a human "
                              "row weighs as much as a teacher row)")
@@ -230,6 +261,8 @@ def main() -> None:
     sizes = {k: int(v) for k, v in (s.split("=") for s in args.sizes.split(","))}
     config = StudentConfig() if args.epochs is None else StudentConfig(epochs=args.epochs)
     orders = args.orders.split(",")
+    if "random" in orders:
+        orders += [f"random@{k}" for k in range(1, args.random_seeds)]
     emit({"bench": "learning_curve", "round": args.round, "rounds": args.rounds,
           "orders": orders, "default_order": DEFAULT_SIGNAL, "epochs": config.epochs,
           "torch_threads": torch.get_num_threads()})
@@ -240,6 +273,7 @@ def main() -> None:
             home = Path(args.start_dir) / name if args.start_dir else tmp
             home.mkdir(parents=True, exist_ok=True)
             start = build(home, name, sizes[name], config)
+            warm_cache(start)
             test = None if args.no_test else TestSplit(name, start["model_dir"],
                                                        start["labels"], args.test_limit)
             if test is not None:
@@ -249,9 +283,9 @@ def main() -> None:
             dbs = {order: run_order(start, order, tmp / order, rounds=args.rounds,
                                     size=args.round, test=test, name=name)
                    for order in orders}
-            if args.teach:
-                run_order(start, DEFAULT_SIGNAL, tmp / "teach", rounds=args.rounds,
-                          size=args.round, test=test, name=name, teach=True)
+            if args.compare_teach:
+                run_order(start, DEFAULT_SIGNAL, tmp / "untaught", rounds=args.rounds,
+                          size=args.round, test=test, name=name, teach=False)
             if args.compare_balance:
                 run_order(start, DEFAULT_SIGNAL, tmp / "unbalanced", rounds=args.rounds,
                           size=args.round, test=test, name=name,

@@ -218,21 +218,34 @@ def distill_update(args) -> int:
     """``distill --update``: the learning loop's warm-started head update (seconds)."""
     with _open(args) as store:
         project = store.get_project(args.project)
-        run_id = update_student(store, project.id, trigger="cli")
+        teach = store.teach_on_update(project.id) if args.teach is None else args.teach
+        run_id = update_student(store, project.id, trigger="cli", teach=teach)
         run = store.student_run(run_id)
         metrics = student_run_metrics(store, run)
     if args.json:
         print(json.dumps({**metrics, "update_of": run.config.get("update_of"),
                           "human_labels": run.config.get("human_labels"),
                           "seconds": run.epochs[-1].get("seconds") if run.epochs else None,
-                          "model_dir": run.checkpoint}))
+                          "model_dir": run.checkpoint,
+                          "taught_teacher_run": (run.config.get("taught_teacher") or {}
+                                                 ).get("teacher_run")}))
     else:
         acc = metrics["accuracy"]
         print(f"Student run #{run_id} {run.status}: updated student #{run.config['update_of']} "
               f"with {run.config['human_labels']} human labels"
               + (f", accuracy vs gold {acc:.3f}" if acc is not None else "") + "."
+              + _taught_line(run.config.get("taught_teacher"))
               + (f" Model folder: {run.checkpoint}" if run.checkpoint else ""))
     return 0
+
+
+def _taught_line(taught: dict | None) -> str:
+    if not taught:
+        return ""
+    if "error" in taught:
+        return f" The teacher was not re-taught: {taught['error']}"
+    return (f" It learned from teacher run #{taught['teacher_run']}, the offline teacher "
+            f"re-taught with the human labels ({taught['seconds']} s).")
 
 
 @command("queue")
@@ -559,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true",
                    help="retrain only the latest student's head with the current human "
                         "decisions (seconds; the other flags are ignored)")
+    p.add_argument("--teach", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --update: first re-teach the offline teacher with the human "
+                        "labels, a new teacher run (default: the project's setting, on)")
     p.add_argument("--json", action="store_true", help="print the student metrics as JSON")
 
     p = add("queue", "write the next texts to review, in review order (id,text,candidates)")

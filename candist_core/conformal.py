@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .embedding_cache import DEFAULT_ENCODER_NAME
 from .records import TeacherError, TeacherRun
 
 STRATEGY = "conformal"
@@ -111,15 +112,17 @@ def run_scores(store, run: TeacherRun, names: list[str], *, teacher=None
     rows = [r for r in store.annotations(run.id) if r.candidates]
     ids = [r.sample_id for r in rows]
     if run.teacher == "offline":
+        from .teacher import make_teacher, rank_labels, with_embedding_cache
         if teacher is None:
-            from .teacher import make_teacher
-            teacher = make_teacher("offline", model=None if run.model == "all-MiniLM-L6-v2"
+            teacher = make_teacher("offline", model=None if run.model == DEFAULT_ENCODER_NAME
                                    else run.model)
-        from .teacher import rank_labels
+        teacher = with_embedding_cache(store, run.project_id, teacher)   # no second pass
         schema = store.label_schema(run.project_id)
         temperature = run.params.get("softmax_temperature", 0.05)
         probs = rank_labels(teacher.similarities(schema, [r.text for r in rows]),
                             temperature=temperature) if rows else np.zeros((0, len(names)))
+        if hasattr(teacher.encoder, "save"):
+            teacher.encoder.save()
         return ids, probs, "probability"
     return ids, rank_scores([r.candidates for r in rows], names), "rank"
 

@@ -54,9 +54,22 @@ HELP = ("The student is the small model that ranks this queue and labels every t
         "reviews. After every N of the team's labels (N is set on the Distill page, 50 by "
         "default) it is updated in the background: it starts from the latest student and "
         "relearns from the teacher's candidate sets with every human label fixed, which "
-        "takes seconds, then the queue is re-ranked by the new student. You can keep "
-        "reviewing meanwhile. Skips do not count, they teach it nothing. A full "
-        "distillation (Distill page) retrains the whole model and takes minutes.")
+        "takes seconds, then the queue is re-ranked by the new student. With the offline "
+        "teacher, the update first re-teaches the teacher with the human labels (texts "
+        "close to a labelled text get its label among their candidates: a new teacher "
+        "run), which can be turned off on the Distill page. You can keep reviewing "
+        "meanwhile. Skips do not count, they teach it nothing. A full distillation "
+        "(Distill page) retrains the whole model and takes minutes.")
+TEACH_HELP = ("Before each update, the offline teacher ranks every text again with votes "
+              "from the human-labelled texts: a text close to texts people labelled X gets X "
+              "among its candidates, weighted by how well such votes predict the labelled "
+              "texts themselves (so a few inconsistent labels change little). It takes about "
+              "a second (the texts' embeddings are kept from the annotation) and makes a new "
+              "teacher run; the previous automatic one is replaced, runs you made are kept. "
+              "Measured on three public datasets at 200 decisions: exported labels +7.7 "
+              "points right on TREC, +1.5 on Banking77, -0.8 on Medical Abstracts (whose "
+              "labels the embeddings tell apart least). It does nothing for an LLM teacher (re-asking costs "
+              "money: use the Annotate page's button).")
 
 
 @dataclass(frozen=True)
@@ -207,7 +220,8 @@ def start_update(store, registry: JobRegistry, project_id: int, *,
     def work(job: Job) -> int:
         if str(store.path) == ":memory:":
             from .distill import update_student   # torch: imported where it trains
-            return update_student(store, project_id, trigger=trigger)
+            return update_student(store, project_id, trigger=trigger,
+                                  teach=store.teach_on_update(project_id))
         return update_in_child(store.path, project_id, trigger=trigger)
 
     job = registry.start(update_key(store, project_id), "Student update", work)
@@ -287,7 +301,8 @@ def _child(argv: list[str]) -> int:
     try:
         with Store(db) as store:
             from .distill import update_student
-            print(update_student(store, int(project_id), trigger=trigger), flush=True)
+            print(update_student(store, int(project_id), trigger=trigger,
+                                 teach=store.teach_on_update(int(project_id))), flush=True)
     except CandistError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .embedding_cache import DEFAULT_ENCODER_NAME
 from .records import CandistError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,7 +79,7 @@ class SentenceEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
         self.max_length = max_length
-        self.name = path.name if model else "all-MiniLM-L6-v2"
+        self.name = path.name if model else DEFAULT_ENCODER_NAME
 
     @torch.inference_mode()
     def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from .embedding_cache import DEFAULT_ENCODER_NAME, CachingEncoder, EmbeddingCache, cache_path
 from .human_votes import HumanVoteConfig
 from .records import Sample, TeacherError, TeacherRun
 from .teacher import (OfflineTeacher, Progress, RunSummary, Teacher, TeacherConfig,
-                      annotate_project, human_demonstrations, plan_annotation)
+                      annotate_project, human_demonstrations, plan_annotation,
+                      with_embedding_cache)
 
 NO_DECISIONS = ("No human labels yet: label some texts on the Review page (or audit them) "
                 "before teaching the teacher with them.")
@@ -40,14 +42,18 @@ def decisions_digest(items) -> str:
 def teach_offline(store, project_id: int, teacher: OfflineTeacher, config: TeacherConfig, *,
                   votes: HumanVoteConfig | None = None, limit: int | None = None,
                   progress: Progress | None = None,
-                  cancel: threading.Event | None = None) -> RunSummary:
+                  cancel: threading.Event | None = None, atomic: bool = False,
+                  extra: dict | None = None) -> RunSummary:
     """A new offline run over the project's texts (the first ``limit``) with human votes:
     the current label decisions (review and audit) vote as ``votes`` says. Its params add
     ``human_taught``, ``human_labels``, the vote kind, the weight chosen by leave-one-out
-    on the human-labelled texts and the decisions' digest."""
+    on the human-labelled texts and the decisions' digest (and ``extra``). The project's
+    embedding cache (:mod:`embedding_cache`) spares the encoder pass over texts the offline
+    teacher has seen; ``atomic``: see :func:`teacher.annotate_project`."""
     pool = human_demonstrations(store, project_id)
     if pool is None:
         raise TeacherError(NO_DECISIONS)
+    teacher = with_embedding_cache(store, project_id, teacher)
     taught = OfflineTeacher(teacher.encoder, batch_size=teacher.batch_size, human=pool,
                             votes=votes or HumanVoteConfig())
     fitted = taught.human_votes(store.label_schema(project_id), config)
@@ -56,9 +62,78 @@ def teach_offline(store, project_id: int, teacher: OfflineTeacher, config: Teach
     mix = fitted[0]
     params = {"human_taught": True, **taught.votes.identity(),
               "human_labels": mix.loo["n"], "vote_weight": mix.weight,
-              "decisions": decisions_digest(zip(pool.texts, pool.labels))}
+              "decisions": decisions_digest(zip(pool.texts, pool.labels)), **(extra or {})}
     return annotate_project(store, project_id, taught, config, limit=limit,
-                            progress=progress, cancel=cancel, params=params)
+                            progress=progress, cancel=cancel, params=params, atomic=atomic)
+
+
+def config_of(run: TeacherRun) -> TeacherConfig:
+    """The settings an offline run was made with (its recorded identity; the rest are
+    defaults, which do not change an offline teacher's answers)."""
+    names = {f.name for f in fields(TeacherConfig)}
+    return TeacherConfig(**{k: v for k, v in run.params.items() if k in names})
+
+
+def votes_of(run: TeacherRun) -> HumanVoteConfig:
+    """The vote settings of a human-taught run (the default for any other run)."""
+    if "human_votes" not in run.params:
+        return HumanVoteConfig()
+    return HumanVoteConfig(kind=run.params["human_votes"],
+                           k=int(run.params.get("vote_k", HumanVoteConfig().k)))
+
+
+UPDATE_TRIGGER = "continuous update"
+
+
+def taught_caption(params: dict) -> str:
+    """What a teacher run learned from people, as the Annotate page says it ("" for a
+    run that was not human-taught)."""
+    if not params.get("human_taught"):
+        return ""
+    n = params.get("human_labels", 0)
+    if "reannotates" in params:
+        return (f"Human-taught: the texts of run #{params['reannotates']} that were still "
+                f"ambiguous were asked again with {n} reviewed texts as examples.")
+    by = ("automatically, before a continuous update of the student (the next one replaces "
+          "it; runs you made are kept)" if params.get("trigger") == UPDATE_TRIGGER
+          else "with the re-annotate button or `annotate --with-decisions`")
+    weight = params.get("vote_weight")
+    return (f"Human-taught: every text re-ranked with votes from {n} human-labelled "
+            f"text{'' if n == 1 else 's'}"
+            + (f" (vote weight {weight:.2f}, chosen by how well the votes predict those "
+               f"labels)" if weight is not None else "") + f", {by}.")
+
+
+def teach_for_update(store, project_id: int, *, load_encoder=None) -> RunSummary | None:
+    """Before a continuous update: a new human-taught run of the offline teacher with the
+    current human labels, in the settings of the current teacher run, written whole
+    (atomic), so the update learns from candidate sets the human labels improved and the
+    Review page shows them. None when it does not apply: the current run is an LLM's (a
+    re-annotation costs money: that stays a button on the Annotate page) or there are no
+    human labels. Needs no encoder pass when the texts are in the project's embedding
+    cache (the offline teacher's annotation fills it); otherwise ``load_encoder()`` (the
+    default encoder) embeds the others, once. Same decisions again: the same run."""
+    run = store.latest_teacher_run(project_id)
+    if run is None or run.teacher != "offline" or run.strategy == "select":
+        return None
+    if human_demonstrations(store, project_id) is None:
+        return None
+    path = cache_path(store.path, store.project_by_id(project_id).name, run.model)
+
+    def load():
+        if load_encoder is not None:
+            return load_encoder()
+        from .encoder import shared_encoder
+        if run.model != DEFAULT_ENCODER_NAME:
+            raise TeacherError(f"The teacher run's encoder ({run.model}) is not the default "
+                               f"one and some texts are not in its embedding cache: "
+                               f"re-annotate on the Annotate page.")
+        return shared_encoder()
+
+    encoder = CachingEncoder(EmbeddingCache(path), run.model, load)
+    return teach_offline(store, project_id, OfflineTeacher(encoder), config_of(run),
+                         votes=votes_of(run), atomic=True,
+                         extra={"trigger": UPDATE_TRIGGER})
 
 
 # ------------------------------------------------------------------------------ LLM

@@ -13,6 +13,8 @@ sample for the student).
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 
 SIGNALS = ("set_size", "entropy", "disagreement", "out_of_candidate", "low_confidence",
@@ -139,6 +141,20 @@ def candidate_buttons(candidates: list[str],
 
 def other_labels(candidates: list[str], all_labels: list[str]) -> list[str]:
     return [l for l in all_labels if l not in candidates]
+
+
+def recent_pace(created: list[str], *, now: float, window: float = 600.0) -> float:
+    """Decisions a minute over the ones made in the last ``window`` seconds before ``now``
+    (``created``: ISO times, as the store writes them); a break does not drag it down."""
+    times = []
+    for stamp in created:
+        try:
+            t = datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            continue
+        if now - window <= t <= now + 1:
+            times.append(t)
+    return decisions_per_minute(sorted(times))
 
 
 def decisions_per_minute(timestamps: list[float]) -> float:

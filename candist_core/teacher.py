@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from .demonstrations import DemoPool
+from .embedding_cache import CachingEncoder, EmbeddingCache, cache_path
 from .human_votes import HumanVoteConfig, HumanVotes, fit_human_votes
 from .prompts import STRATEGIES, is_multi
 from .records import LabelSchema, Sample, TeacherError, TeacherRun
@@ -295,15 +296,20 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
                      limit: int | None = None, progress: Progress | None = None,
                      cancel: threading.Event | None = None,
                      samples: Sequence[Sample] | None = None,
-                     params: Mapping | None = None) -> RunSummary:
+                     params: Mapping | None = None, atomic: bool = False) -> RunSummary:
     """Annotate the project's samples (the first ``limit`` in import order), resuming the
     newest run with the same teacher, model and settings.
 
     ``samples``: annotate these instead; ``params``: more settings recorded in the run's
     params, so that the run is not a plain run's (``human_teacher`` uses both).
+    ``atomic``: write the annotations in one transaction at the end instead of each as it
+    arrives, so that the run becomes the current one whole or not at all (for a teacher
+    that is fast and free, like the offline one in a continuous update; an LLM's paid
+    replies are written as they arrive).
     """
     cancel = cancel or threading.Event()
     schema = store.label_schema(project_id)
+    teacher = with_embedding_cache(store, project_id, teacher)
     samples = list(samples) if samples is not None else store.samples(project_id, limit=limit)
     if not samples:
         raise TeacherError("The project has no samples: import a file of texts first.")
@@ -327,13 +333,20 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
     start = time.perf_counter()
     lock = threading.Lock()
 
+    buffered: list[dict] = []
+
     def on_result(sample: Sample, result: SampleResult) -> None:
-        store.record_annotation(run_id, sample.id, candidates=result.candidates,
-                                label=result.label, confidence=result.confidence,
-                                raw=result.raw, prompt_tokens=result.prompt_tokens,
-                                completion_tokens=result.completion_tokens,
-                                latency_ms=result.latency_ms, error_kind=result.error_kind,
-                                error=result.error, cache_key=result.cache_key)
+        if atomic and not result.error_kind:
+            buffered.append({"sample_id": sample.id, "candidates": result.candidates,
+                             "label": result.label, "confidence": result.confidence,
+                             "raw": result.raw})
+        else:
+            store.record_annotation(run_id, sample.id, candidates=result.candidates,
+                                    label=result.label, confidence=result.confidence,
+                                    raw=result.raw, prompt_tokens=result.prompt_tokens,
+                                    completion_tokens=result.completion_tokens,
+                                    latency_ms=result.latency_ms, error_kind=result.error_kind,
+                                    error=result.error, cache_key=result.cache_key)
         with lock:
             summary.requests += result.requests
             summary.cached += result.cached
@@ -358,12 +371,19 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
                          demonstrations=human_demonstrations(store, project_id)
                          if teacher.uses_demonstrations and config.shots > 0 and todo
                          else None)
+        if buffered and not cancel.is_set():
+            store.record_annotations(run_id, buffered)
+        elif buffered:                 # cancelled: nothing of an atomic run was written
+            summary.annotated -= len(buffered)
     except BaseException as exc:
         summary.status = "failed"
         summary.seconds = time.perf_counter() - start
         store.set_teacher_run_status(run_id, "failed", {**summary.to_dict(),
                                                         "error": str(exc)[:500]})
         raise
+    finally:
+        if isinstance(getattr(teacher, "encoder", None), CachingEncoder):
+            teacher.encoder.save()
     summary.seconds = time.perf_counter() - start
     if cancel.is_set():
         summary.status = "cancelled"
@@ -373,6 +393,20 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
         summary.status = "done"
     store.set_teacher_run_status(run_id, summary.status, summary.to_dict())
     return summary
+
+
+def with_embedding_cache(store, project_id: int, teacher: Teacher) -> Teacher:
+    """The offline teacher reading and filling the project's embedding cache
+    (:mod:`embedding_cache`), so that a human-taught run later needs no encoder pass; any
+    other teacher (or one already caching, or an in-memory database) as it is."""
+    if not isinstance(teacher, OfflineTeacher) or isinstance(teacher.encoder, CachingEncoder):
+        return teacher
+    path = cache_path(store.path, store.project_by_id(project_id).name, teacher.model)
+    if path is None:
+        return teacher
+    return OfflineTeacher(CachingEncoder.around(teacher.encoder, EmbeddingCache(path)),
+                          batch_size=teacher.batch_size, human=teacher.human,
+                          votes=teacher.votes)
 
 
 @dataclass(frozen=True)

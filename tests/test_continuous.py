@@ -415,6 +415,58 @@ def test_an_update_killed_midway_loses_no_decision_and_keeps_the_previous_studen
         assert run.config["human_labels"] == 10
 
 
+HUNG_TEACH = """
+import sys, time
+from candist_core.human_teacher import teach_for_update
+from candist_core.store import Store
+store = Store(sys.argv[1])
+teach_for_update(store, store.get_project("trec").id, load_encoder=lambda: time.sleep(1000))
+"""
+
+
+@pytest.mark.slow
+def test_an_update_killed_while_reteaching_the_teacher_leaves_the_current_run_whole(
+        app_db, tally):
+    from candist_core.embedding_cache import CachingEncoder, EmbeddingCache, cache_path
+    from candist_core.encoder import shared_encoder
+    from candist_core.schema import label_texts
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        current = store.latest_teacher_run(project.id)
+        samples = store.samples(project.id)
+        made = [store.record_decision(project.id, s.id, action="label", label=s.gold,
+                                      who="ana") for s in samples[:20]]
+        # The cache keeps only the labelled texts and the label descriptions (the votes'
+        # fit needs no encoder): the run starts, then must load its encoder and hangs.
+        path = cache_path(app_db, "trec", current.model)
+        path.unlink()
+        keep = CachingEncoder.around(shared_encoder(), EmbeddingCache(path))
+        keep.encode([s.text for s in samples[:20]]
+                    + label_texts(store.label_schema(project.id)))
+        keep.save()
+        proc = subprocess.Popen([sys.executable, "-c", HUNG_TEACH, str(app_db)], cwd=ROOT)
+        try:
+            killed = wait_for(lambda: next((r for r in store.teacher_runs(project.id)
+                                            if r.id != current.id), None),
+                              what="a taught teacher run")
+            time.sleep(0.5)
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        saved = {d.id for d in store.decision_log(project.id, limit=1000)}
+        tally("kill", "teacher re-taught by an update", lost_decisions=len(set(made) - saved))
+        assert set(made) <= saved and store.integrity_check() == "ok"
+        assert store.annotations(killed.id) == []          # written whole or not at all
+        assert store.latest_teacher_run(project.id).id == current.id
+        # The next update re-teaches (the same decisions: the same run, filled now) and
+        # learns from it.
+        run = store.student_run(continuous.update_in_child(app_db, project.id, trigger="cli"))
+        assert run.config["taught_teacher"]["teacher_run"] == killed.id == run.teacher_run_id
+        assert len(store.annotations(killed.id)) == len(samples)
+        assert store.latest_teacher_run(project.id).id == killed.id
+
+
 def test_an_update_process_that_died_unreaped_counts_as_dead():
     """Where PID 1 reaps no orphans (this container), an update process that died with
     the server stays a zombie; its run must still be seen as interrupted."""

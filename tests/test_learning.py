@@ -185,6 +185,47 @@ def test_an_update_learns_every_human_decision_in_a_new_run_and_keeps_the_old_on
 
 
 @pytest.mark.slow
+def test_an_update_first_reteaches_the_offline_teacher_with_the_human_labels(distilled,
+                                                                            tmp_path):
+    db, pid, run = distilled
+    copy = copy_of(db, tmp_path)
+    with Store(copy) as store:
+        first = store.latest_teacher_run(pid)
+        before = [(r.sample_id, r.candidates) for r in store.annotations(first.id)]
+        for s in store.samples(pid)[:30]:
+            store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
+        updated = store.student_run(update_student(store, pid, teach=True))
+        taught = store.latest_teacher_run(pid)
+        assert taught.id != first.id and taught.params["human_taught"] is True
+        assert taught.params["human_labels"] == 30 and taught.status == "done"
+        assert updated.teacher_run_id == taught.id
+        assert updated.config["taught_teacher"]["teacher_run"] == taught.id
+        assert [(r.sample_id, r.candidates) for r in store.annotations(first.id)] == before
+        # The project setting off: the update keeps the current candidate sets.
+        store.set_teach_on_update(pid, False)
+        assert store.teach_on_update(pid) is False
+        s = store.samples(pid)[40]
+        store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
+        plain = store.student_run(update_student(store, pid,
+                                                 teach=store.teach_on_update(pid)))
+        assert plain.teacher_run_id == taught.id and "taught_teacher" not in plain.config
+        with pytest.raises(ValueError, match="true or false"):
+            store.set_teach_on_update(pid, "yes")
+        # The next taught update supersedes what the earlier updates left: their
+        # predictions and the taught run nothing uses any more go; the full run's
+        # predictions, its teacher run and every run row stay.
+        s = store.samples(pid)[41]
+        store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
+        newest = store.student_run(update_student(store, pid, teach=True))
+        assert newest.teacher_run_id not in (first.id, taught.id)
+        assert [r.id for r in store.teacher_runs(pid)] == [newest.teacher_run_id, first.id]
+        assert store.predictions(updated.id) == [] and store.predictions(plain.id) == []
+        assert len(store.predictions(run)) == len(store.predictions(newest.id)) == 240
+        assert {r.id for r in store.student_runs(pid)} == {run, updated.id, plain.id,
+                                                           newest.id}
+
+
+@pytest.mark.slow
 def test_an_update_refuses_clearly_without_a_student_or_with_texts_it_never_embedded(
         distilled, tmp_path, trec_dir):
     with Store(tmp_path / "empty.db") as store:
@@ -218,6 +259,15 @@ def test_distill_update_on_the_command_line_reports_the_run_and_its_model_folder
     assert Path(report["model_dir"]).is_dir() and report["accuracy"] is not None
     with Store(copy) as store:
         assert store.latest_student_run(pid).config["trigger"] == "cli"
+        # The project's default: the offline teacher was re-taught first.
+        assert report["taught_teacher_run"] == store.latest_teacher_run(pid).id
+        s = store.samples(pid)[4]
+        store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
+    out = subprocess.run([sys.executable, "-m", "candist_core", "distill", "--db", str(copy),
+                          "--project", "loop", "--update", "--no-teach"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "with 2 human labels" in out.stdout and "re-taught" not in out.stdout
 
 
 @pytest.mark.slow

@@ -166,6 +166,25 @@ def test_distill_settings_survive_a_visit_to_another_page(app_db):
     assert "x 7 epoch(s)" in " ".join(i.value for i in at.info)     # the estimate follows
 
 
+def test_the_teacher_is_retaught_by_updates_unless_turned_off_and_annotate_says_so(app_db):
+    from candist_core.human_teacher import teach_for_update
+    annotated(app_db)
+    at = page("distill")
+    box = next(c for c in at.checkbox if c.label.startswith("Re-teach the offline teacher"))
+    assert box.value is True and "+7.7 points right on TREC" in box.help
+    box.uncheck().run()
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        assert store.teach_on_update(project.id) is False
+        first = store.samples(project.id)[0]
+        store.record_decisions(project.id, {first.id: first.gold})
+        teach_for_update(store, project.id)
+    at = page("annotate")
+    said = " ".join(c.value for c in at.caption)
+    assert "Human-taught: every text re-ranked with votes from 1 human-labelled text " in said
+    assert "automatically, before a continuous update" in said
+
+
 def test_review_history_changes_and_undoes_an_earlier_decision(app_db):
     annotated(app_db)
     at = page("review")

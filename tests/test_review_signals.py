@@ -138,3 +138,18 @@ def test_a_running_teacher_run_is_read_fresh(store, project):
                             confidence=0.5, raw=None)
     assert store.review_signals(project.id)["candidates"][0] == ["neg", "pos"]
     assert_same(store, project.id)
+
+
+def test_the_reviewers_pace_counts_only_the_last_ten_minutes():
+    from datetime import datetime, timezone
+
+    from candist_core.review import recent_pace
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+
+    def at(seconds_ago):
+        return datetime.fromtimestamp(now - seconds_ago, timezone.utc).isoformat()
+
+    # Five decisions 30 s apart just now, and an old burst before a break.
+    created = [at(s) for s in (0, 30, 60, 90, 120)] + [at(3600 + s) for s in range(0, 50, 5)]
+    assert recent_pace(created, now=now) == pytest.approx(2.0)
+    assert recent_pace(created[:1], now=now) == 0.0 and recent_pace(["?"], now=now) == 0.0

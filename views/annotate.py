@@ -5,7 +5,8 @@ import streamlit as st
 
 from candist_core import charts
 from candist_core.conformal import conformal_annotate, min_calibration
-from candist_core.human_teacher import annotate_with_decisions, plan_with_decisions
+from candist_core.human_teacher import (annotate_with_decisions, plan_with_decisions,
+                                        taught_caption)
 from candist_core.metrics import teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
@@ -160,6 +161,8 @@ run_number = len(store.teacher_runs(project.id))
 st.subheader(f"Latest run #{run.id} (this project's run {run_number}): "
              f"{run.teacher} / {run.model} "
              f"/ {run.strategy}")
+if taught_caption(run.params):
+    st.caption(taught_caption(run.params))
 labels = store.label_schema(project.id).names
 
 

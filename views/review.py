@@ -13,8 +13,8 @@ import streamlit as st
 from candist_core import continuous
 from candist_core.access import can_open
 from candist_core.keys import assign_keys
-from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, decisions_per_minute,
-                                 label_buttons, rank_ambiguous)
+from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, label_buttons,
+                                 rank_ambiguous, recent_pace)
 from views.common import (registry, require_project, reviewer_name, role_in, show_quality,
                           sign_in_configured)
 
@@ -30,14 +30,17 @@ if st.session_state.get("review_who", who) != who and st.session_state.get("revi
     store.release_lease(project.id, st.session_state["review_shown"],
                         st.session_state["review_who"])
 st.session_state["review_who"] = who
-MODES = {"queue": "Queue: the texts most worth a look",
-         "audit": "Audit: random texts, labelled blind"}
-mode = st.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True, key="review_mode",
-                index=1 if st.query_params.get("mode") == "audit" else 0,
-                help="Queue: the texts where a human label changes the most, hardest first, "
-                     "with the teacher's candidates highlighted. Audit: a random sample you "
-                     "label without seeing the teacher or the student, so the app can measure "
-                     "how right its labels are.")
+MODES = {"queue": "Queue: most worth a look", "audit": "Audit: random, blind"}
+# The mode and the queue's order share one row, so the text under review sits high on a
+# laptop screen; the counters go below the buttons.
+top_mode, top_order = st.columns([5, 6], vertical_alignment="bottom")
+mode = top_mode.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True,
+                      key="review_mode",
+                      index=1 if st.query_params.get("mode") == "audit" else 0,
+                      help="Queue: the texts where a human label changes the most, hardest "
+                           "first, with the teacher's candidates highlighted. Audit: a random "
+                           "sample you label without seeing the teacher or the student, so "
+                           "the app can measure how right its labels are.")
 st.query_params["mode"] = mode
 
 
@@ -156,8 +159,13 @@ ORDERS = [DEFAULT_SIGNAL] + [s for s in SIGNALS if s != DEFAULT_SIGNAL]
 # Folded by default, so the text under review sits higher on a laptop screen.
 chosen = st.session_state.get("review_signal", DEFAULT_SIGNAL)
 chosen_label = st.session_state.get("review_label_filter", "(all labels)")
-with st.expander(f"Queue order: {SIGNAL_NAMES.get(chosen, chosen)}"
-                 + ("" if chosen_label == "(all labels)" else f" · only {chosen_label}")):
+latest_teacher, latest_student = (store.latest_teacher_run(project.id),
+                                  store.latest_student_run(project.id))
+chosen_name = SIGNAL_NAMES.get(chosen, chosen)
+if chosen == "entropy" and latest_student is None:     # rank_ambiguous's fallback
+    chosen_name = "Candidate-set size until a first student"
+with top_order.expander(f"Queue order: {chosen_name}"
+                       + ("" if chosen_label == "(all labels)" else f" · only {chosen_label}")):
     c1, c2 = st.columns(2)
     signal = c1.selectbox("Order by", ORDERS, format_func=lambda s: SIGNAL_NAMES.get(s, s),
                           help=SIGNAL_HELP, key="review_signal")
@@ -179,9 +187,6 @@ def student_freshness() -> None:
                help=continuous.HELP)
 
 
-student_freshness()
-
-
 def load_queue(reviewed: list[int]) -> dict:
     """The ranked sample ids (samples sent from the Student labels page first); ``reviewed``:
     texts already decided in this queue before a new run re-ranked it, kept in front so
@@ -199,8 +204,6 @@ def load_queue(reviewed: list[int]) -> dict:
 
 
 # A new teacher or student run re-ranks the queue (and fills it after a first annotation).
-latest_teacher, latest_student = (store.latest_teacher_run(project.id),
-                                  store.latest_student_run(project.id))
 queue_key = (project.id, signal, label, latest_teacher and latest_teacher.id,
              latest_student and latest_student.id)
 if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue") is None:
@@ -213,7 +216,6 @@ if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue
     st.session_state["queue"] = load_queue(kept)
     st.session_state["queue_key"] = queue_key
 queue = st.session_state["queue"]
-times = st.session_state.setdefault("decision_times", [])
 flash = st.session_state.pop("flash", None)
 
 
@@ -222,8 +224,6 @@ def decide(sample_id: int, action: str, label: str | None = None,
     # Also releases this reviewer's lease on the text: the next render claims the next one.
     store.record_decision(project.id, sample_id, action=action, label=label,
                           in_candidates=in_candidates, who=who)
-    times.append(time.time())
-    del times[:-30]
     st.session_state["flash"] = f"Saved: {label or 'skipped'}."
     update_student_if_due()
 
@@ -284,10 +284,33 @@ def change(sample_id: int, widget: str) -> None:
         update_student_if_due()
 
 
+HISTORY_SHOWN = st.session_state.get("history_shown", 6)
+# This reviewer's recent decisions, read once: the history below and the pace (from the
+# database, so a reload keeps it).
+MINE = store.recent_decisions(project.id, who=who, limit=max(30, HISTORY_SHOWN + 1))
+
+
+def status_lines() -> None:
+    """Where the review stands: the student's freshness, the ambiguous texts left, the
+    reviewer's pace. Below the buttons: the text comes first."""
+    student_freshness()
+    ambiguous = queue["ambiguous"]
+    left = len(ambiguous) - int(np.isin(ambiguous, decided).sum())
+    st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
+                text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
+                     f"label) still undecided")
+    st.caption(f"{len(decided)} decided in the project · your pace: "
+               f"{recent_pace([d.created for d in MINE], now=time.time()):.1f} "
+               f"decisions/minute over the last 10 minutes",
+               help="The queue holds every text, the ones most worth a look first; the "
+                    "ambiguous ones are those Home counts as left to review. Your pace "
+                    "counts your decisions that stand (not undone).")
+
+
 def history() -> None:
     """The reviewer's recent decisions: any can be changed or undone (all kept in the log)."""
-    shown = st.session_state.get("history_shown", 6)
-    recent = store.recent_decisions(project.id, who=who, limit=shown + 1)
+    shown = HISTORY_SHOWN
+    recent = MINE[:shown + 1]
     more = len(recent) > shown
     recent = recent[:shown]
     if not recent:
@@ -320,20 +343,16 @@ def history() -> None:
 decided = store.decided_ids(project.id)
 claimed = store.claim_next(project.id, who, queue["ids"])
 st.session_state["review_shown"] = claimed
-in_queue = len(queue["ids"])
-reviewed = int(np.isin(np.array(queue["ids"], dtype=np.int64), decided).sum())
 if flash:
     st.toast(flash)
-st.progress(reviewed / in_queue if in_queue else 1.0,
-            text=f"{reviewed} of {in_queue} in this queue reviewed, {in_queue - reviewed} left")
-ambiguous = queue["ambiguous"]
-st.caption(f"{len(decided)} decided in the project · "
-           f"{len(ambiguous) - int(np.isin(ambiguous, decided).sum())} of {len(ambiguous)} "
-           f"ambiguous texts (more than one candidate label) still undecided · "
-           f"{decisions_per_minute(times):.1f} decisions/minute",
-           help="The queue holds every text, the ones most worth a look first; the "
-                "ambiguous ones are those Home counts as left to review.")
+if claimed is None and latest_teacher is None and latest_student is None:
+    st.info("Nothing to review yet: the queue fills once the teacher has proposed "
+            "candidate labels for the texts.")
+    st.page_link("views/annotate.py", label="Annotate the texts (Annotate page)",
+                 icon=":material/arrow_forward:", query_params={"project": project.name})
+    st.stop()
 if claimed is None:
+    status_lines()
     st.success("Nothing left to review with this signal and filter.")
     elsewhere = sum(1 for lease in store.active_leases(project.id) if lease.who != who)
     if elsewhere:
@@ -387,4 +406,5 @@ with st.container(horizontal=True, key="actions"):
               help="Leave this text without a label for now (recorded as a skip).")
     st.button("Undo last", shortcut="U", key="undo", on_click=undo_last,
               help="Undo your last decision and show that text again.")
+status_lines()
 history()

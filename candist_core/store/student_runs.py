@@ -96,6 +96,11 @@ class StudentRunsTable:
                 for i, sid in enumerate(sample_ids)), batch_size=500)
         self.__dict__.pop("_signals_cache", None)   # Queries.review_signals' run columns
 
+    def drop_predictions(self, run_id: int) -> None:
+        """Delete a run's predictions (the run row and its records stay)."""
+        self._c.write("DELETE FROM predictions WHERE run_id = ?", [run_id])
+        self.__dict__.pop("_signals_cache", None)
+
     def predictions(self, run_id: int) -> list[Prediction]:
         return [Prediction.from_row(r) for r in self._c.rows(
             "SELECT * FROM predictions WHERE run_id = ? ORDER BY sample_id", [run_id])]

@@ -39,6 +39,12 @@ class TeacherRunsTable:
                       [status, json.dumps(summary) if summary is not None else None,
                        now() if status != "running" else None, run_id])
 
+    def delete_teacher_run(self, run_id: int) -> None:
+        """Delete a run and its annotations (student runs that learned from it keep their
+        rows, with no teacher run). Only for runs derived from what is kept, never for
+        paid-for replies: see ``distill.prune_superseded_updates``."""
+        self._c.write("DELETE FROM teacher_runs WHERE id = ?", [run_id])
+
     def teacher_run(self, run_id: int) -> TeacherRun:
         row = self._c.one("SELECT * FROM teacher_runs WHERE id = ?", [run_id])
         if row is None:

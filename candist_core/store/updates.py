@@ -26,7 +26,8 @@ _NEW_LABELS = """
 
 
 class UpdatesTable:
-    """``project_settings['update_every']`` and the count of human labels since a run."""
+    """``project_settings['update_every']`` and ``['teach_on_update']``, and the count of
+    human labels since a run."""
 
     _c: Connection
 
@@ -45,6 +46,20 @@ class UpdatesTable:
         self._c.write("INSERT INTO project_settings (project_id, key, value) "
                       "VALUES (?, 'update_every', ?) ON CONFLICT (project_id, key) "
                       "DO UPDATE SET value = excluded.value", [project_id, str(every)])
+
+    def teach_on_update(self, project_id: int) -> bool:
+        """Whether a continuous update first teaches the offline teacher with the human
+        labels (:func:`human_teacher.teach_for_update`; default on)."""
+        value = self._c.scalar("SELECT value FROM project_settings WHERE project_id = ? "
+                               "AND key = 'teach_on_update'", [project_id])
+        return value is None or value == "1"
+
+    def set_teach_on_update(self, project_id: int, teach: bool) -> None:
+        if not isinstance(teach, bool):
+            raise ValueError(f"teach_on_update is true or false, got {teach!r}.")
+        self._c.write("INSERT INTO project_settings (project_id, key, value) "
+                      "VALUES (?, 'teach_on_update', ?) ON CONFLICT (project_id, key) "
+                      "DO UPDATE SET value = excluded.value", [project_id, "1" if teach else "0"])
 
     def new_human_labels(self, project_id: int, *, since: str | None,
                          until: str | None = None) -> int:
