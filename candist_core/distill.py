@@ -163,7 +163,7 @@ def issue_signals(pooled: torch.Tensor | None, data: TrainingData, probs: np.nda
 
 
 def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig(), *,
-                   trigger: str = "on demand", teach: bool = False) -> int:
+                   trigger: str = "on demand", teach: bool = False, on_stage=None) -> int:
     """A new student run whose head is the latest student's, retrained on the current
     targets with every human decision fixed (:func:`learning.update_head`) over the text
     embeddings of the latest full distillation; predictions are rewritten in one
@@ -174,7 +174,9 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
     (:func:`human_teacher.teach_for_update`: a new teacher run, written whole, when the
     current run is the offline teacher's), so the head learns from the improved candidate
     sets. Measured in bench/RESULTS.md (Session 9): at 200 decisions +7.7 points of export
-    accuracy on TREC, +1.5 on Banking77, -0.8 on Medical Abstracts."""
+    accuracy on TREC, +1.5 on Banking77, -0.8 on Medical Abstracts. ``on_stage(text)`` is
+    told each step as it starts (the app shows it)."""
+    stage = on_stage or (lambda text: None)
     fail_interrupted_runs(store, project_id)
     latest = store.latest_student_run(project_id)
     if latest is None:
@@ -190,6 +192,7 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
     taught = None
     if teach:
         from .human_teacher import teach_for_update
+        stage("re-teaching the offline teacher with the human labels")
         started = time.perf_counter()
         try:
             summary = teach_for_update(store, project_id)
@@ -216,6 +219,7 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
                 "human_labels": decisions, **({"taught_teacher": taught} if taught else {}),
                 **asdict(config)}, worker=worker_id())
     started = time.perf_counter()
+    stage(f"retraining the student's classifier on {len(rows)} texts")
     try:
         pooled = torch.from_numpy(embeddings[rows])
         fixed_targets = F.one_hot(data.human.clamp(min=0), len(labels)).float()
@@ -235,6 +239,7 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
             "d_hc": int(flags["high_confidence"].sum()),
             "gold_accuracy": float((pred[gold] == data.gold[gold]).float().mean())
             if gold.any() else None, "seconds": round(time.perf_counter() - started, 2)})
+        stage("writing the new predictions")
         store.write_predictions(run_id, data.sample_ids, probs.numpy(), labels,
                                 entropy=entropy(probs.numpy()),
                                 out_of_candidate=flags["out_of_candidate"],
@@ -250,6 +255,7 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
     # After the run is done (the queue re-ranks without waiting for ~90 MB of weights):
     # the update as a model folder of its own, so Predict and the download use what the
     # reviews taught.
+    stage("saving the updated student as a model folder (the queue is already re-ranked)")
     saved = _save_update_folder(store, project.name, run_id, base, new_head,
                                 f"retrained ({trigger}) on the candidate sets with "
                                 f"{decisions} human labels fixed")

@@ -29,20 +29,21 @@ def content_width(header: str, values: Iterable) -> int:
 
 
 def fitted_widths(columns: dict[str, Iterable], *, flex: str = "text",
-                  fixed: dict[str, int] | None = None, total: int = PAGE_WIDTH
-                  ) -> dict[str, int]:
+                  fixed: dict[str, int] | None = None, total: int = PAGE_WIDTH,
+                  min_flex: int = MIN_FLEX) -> dict[str, int]:
     """Column -> width in px for ``columns`` (name -> values shown). ``fixed``: widths
     that stay (checkboxes, progress bars). When the columns need more than ``total``
-    less ``MIN_FLEX``, the widest are narrowed first, never below their header."""
+    less ``min_flex`` (what the flexible column keeps at least), the widest are narrowed
+    first, never below their header."""
     fixed = fixed or {}
     widths = {c: fixed.get(c) or content_width(c, v) for c, v in columns.items() if c != flex}
     floor = {c: fixed.get(c) or max(MIN_PX, len(c) * CHAR_PX + PAD_PX) for c in widths}
-    budget = total - (MIN_FLEX if flex in columns else 0)
+    budget = total - (min_flex if flex in columns else 0)
     while sum(widths.values()) > budget:
         wide = max((c for c in widths if widths[c] > floor[c]), key=widths.get, default=None)
         if wide is None:
             break
         widths[wide] = max(floor[wide], widths[wide] - CHAR_PX)
     if flex in columns:
-        widths[flex] = max(MIN_FLEX, total - sum(widths.values()))
+        widths[flex] = max(min_flex, total - sum(widths.values()))
     return widths

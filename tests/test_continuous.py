@@ -76,6 +76,10 @@ def test_after_a_failed_update_the_next_try_waits_for_n_more_labels():
      "update after 40 more"),
     (Freshness(every=50, student_run=3, new=9, distilling=True),
      "Student last trained 9 decisions ago · a full distillation is running"),
+    (Freshness(every=50, student_run=3, new=0, taught_teacher=7),
+     "Student up to date with every decision · its last update re-taught the teacher with "
+     "the human labels (teacher run #7), so the candidate sets changed · next update after "
+     "50 more"),
 ])
 def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
     assert describe(fresh) == line
@@ -90,6 +94,9 @@ def test_the_run_list_names_updates_as_updates():
                     numbers.get) == "update of run 2 · 3 human labels · from the command line"
     assert run_kind({"update_of": 12, "trigger": "app: on demand"}) == \
         "update of run 12 · on demand"
+    assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli",
+                     "taught_teacher": {"teacher_run": 5, "seconds": 0.1}}, numbers.get) == \
+        "update of run 2 · 3 human labels · teacher re-taught (run #5) · from the command line"
 
 
 # ------------------------------------------------------------------ the store
@@ -461,8 +468,13 @@ def test_an_update_killed_while_reteaching_the_teacher_leaves_the_current_run_wh
         assert store.latest_teacher_run(project.id).id == current.id
         # The next update re-teaches (the same decisions: the same run, filled now) and
         # learns from it.
-        run = store.student_run(continuous.update_in_child(app_db, project.id, trigger="cli"))
+        stages = []
+        run = store.student_run(continuous.update_in_child(app_db, project.id, trigger="cli",
+                                                           on_stage=stages.append))
         assert run.config["taught_teacher"]["teacher_run"] == killed.id == run.teacher_run_id
+        # The page is told each step as the update process starts it.
+        assert [s.split(" ")[0] for s in stages] == ["re-teaching", "retraining", "writing",
+                                                     "saving"]
         assert len(store.annotations(killed.id)) == len(samples)
         assert store.latest_teacher_run(project.id).id == killed.id
 

@@ -171,7 +171,7 @@ def test_the_teacher_is_retaught_by_updates_unless_turned_off_and_annotate_says_
     annotated(app_db)
     at = page("distill")
     box = next(c for c in at.checkbox if c.label.startswith("Re-teach the offline teacher"))
-    assert box.value is True and "+7.7 points right on TREC" in box.help
+    assert box.value is True and "+7.7 points of exported labels right on TREC" in box.help
     box.uncheck().run()
     with Store(app_db) as store:
         project = store.get_project("trec")

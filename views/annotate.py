@@ -24,8 +24,9 @@ REANNOTATE_HELP = {
                "the human labels (they are used only when they beat the descriptions alone "
                "on those texts by more than the noise of so few labels; otherwise the run "
                "repeats the teacher). Every text is ranked again. The new candidate sets "
-               "become a new teacher run; earlier runs are kept, and the run table below "
-               "compares them. No requests, no cost.",
+               "become a new teacher run; earlier runs are kept, and the figures below "
+               "compare it with the previous run. No requests, no cost. Continuous "
+               "updates of the student do this on their own (Distill page).",
     "openai": "Asks the LLM again only about the texts that still have more than one "
               "candidate and no human decision, with the most similar texts people labelled "
               "as examples in each prompt (Shots). Every other text keeps its set. The answers "

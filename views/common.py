@@ -223,7 +223,8 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
             frac = job.done / job.total if job.total else 0.0
             tracker = job.stats.get("progress")   # named stages and a steady ETA, if any
             eta = tracker.eta_seconds() if tracker is not None else job.eta_seconds()
-            done = (f"{job.done}/{job.total} {unit}" if job.total else "starting")
+            done = (f"{job.done}/{job.total} {unit}" if job.total
+                    else job.stats.get("stage") or "starting")
             st.progress(frac, text=f"{job.name}: {done}"
                         + (f", about {eta:.0f} s left" if eta is not None else ""))
             if tracker is not None:

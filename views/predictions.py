@@ -47,8 +47,8 @@ COLUMNS = {
         help="The student's probability for its label"),
     "human": st.column_config.TextColumn("human", width=100,
                                          help="Your review decision, if any"),
-    "teacher": st.column_config.TextColumn("teacher", width=100,
-                                           help="The teacher's first label"),
+    # (no "teacher" column: its label is among the candidates; eight columns fit 1280 px)
+    "teacher": None,
     "candidates": st.column_config.TextColumn("candidates", width=120,
                                               help="The teacher's candidate set"),
     "outside_candidates": st.column_config.CheckboxColumn(
@@ -59,8 +59,11 @@ if not table.empty:
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
     table["outside_candidates"] = table["outside_candidates"].astype(bool)
     shown = [c for c in COLUMNS if COLUMNS[c] is not None]
+    # The text is what a reader scans: it keeps 240 px, the label columns give way (their
+    # full value shows on hover).
     fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 70, "confidence": 90,
-                                                               "outside_candidates": 70})
+                                                               "outside_candidates": 70},
+                        min_flex=240)
     for c in shown:
         COLUMNS[c]["width"] = fit[c]
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),

@@ -213,6 +213,10 @@ if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue
         # Same order and filter, a new teacher or student run: re-rank what is left.
         done = set(store.decided_ids(project.id).tolist())
         kept = [i for i in old["ids"] if i in done]
+        # The text held on screen was picked by the old ranking: let it go, so the new
+        # ranking's first text shows (it comes back if it is still first).
+        if st.session_state.get("review_shown") is not None:
+            store.release_lease(project.id, st.session_state["review_shown"], who)
     st.session_state["queue"] = load_queue(kept)
     st.session_state["queue_key"] = queue_key
 queue = st.session_state["queue"]
@@ -299,12 +303,15 @@ def status_lines() -> None:
     st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
                 text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
                      f"label) still undecided")
+    pace = recent_pace([d.created for d in MINE], now=time.time())
     st.caption(f"{len(decided)} decided in the project · your pace: "
-               f"{recent_pace([d.created for d in MINE], now=time.time()):.1f} "
-               f"decisions/minute over the last 10 minutes",
-               help="The queue holds every text, the ones most worth a look first; the "
-                    "ambiguous ones are those Home counts as left to review. Your pace "
-                    "counts your decisions that stand (not undone).")
+               + (f"{pace:.1f} decisions/minute over the last 10 minutes" if pace
+                  else "shown after two decisions within 10 minutes"),
+               help="Before the first student the queue holds the ambiguous texts, the "
+                    "teacher's most hesitant first; once a student exists it holds every "
+                    "text, the ones most worth a look first. The ambiguous ones are those "
+                    "Home counts as left to review. Your pace counts your decisions that "
+                    "stand (not undone); it needs two.")
 
 
 def history() -> None:
@@ -353,7 +360,12 @@ if claimed is None and latest_teacher is None and latest_student is None:
     st.stop()
 if claimed is None:
     status_lines()
-    st.success("Nothing left to review with this signal and filter.")
+    if latest_student is None and label is None:
+        st.success("Every text the teacher hesitated on (more than one candidate label) is "
+                   "decided. Once a student is distilled (Distill page), the queue holds every "
+                   "text, the ones the student is least sure of first.")
+    else:
+        st.success("Nothing left to review with this order and filter.")
     elsewhere = sum(1 for lease in store.active_leases(project.id) if lease.who != who)
     if elsewhere:
         st.caption(f"{elsewhere} text(s) are open with other reviewers; one left "
