@@ -382,6 +382,19 @@ update_student(store, store.get_project("trec").id, UpdateConfig(steps=1_000_000
 """
 
 
+def kill(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def assert_kept(store, project_id: int, made: list[int], tally, scenario: str) -> None:
+    """Every decision reported saved is in the log after the kill, the file is whole."""
+    saved = {d.id for d in store.decision_log(project_id, limit=1000)}
+    tally("kill", scenario, lost_decisions=len(set(made) - saved))
+    assert set(made) <= saved
+    assert store.integrity_check() == "ok"
+
+
 @pytest.mark.slow
 def test_an_update_killed_midway_loses_no_decision_and_keeps_the_previous_student(app_db,
                                                                                  tally):
@@ -400,12 +413,8 @@ def test_an_update_killed_midway_loses_no_decision_and_keeps_the_previous_studen
                                           who="ana") for sid in ids[:10]]
             assert proc.poll() is None
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        saved = {d.id for d in store.decision_log(project.id, limit=1000)}
-        tally("kill", "student update", lost_decisions=len(set(made) - saved))
-        assert set(made) <= saved
-        assert store.integrity_check() == "ok"
+            kill(proc)
+        assert_kept(store, project.id, made, tally, "student update")
         assert dead.config["update_of"] == base.id
         assert store.latest_student_run(project.id).id == base.id
         assert store.review_signals(project.id)["student_run"] == base.id
@@ -459,11 +468,8 @@ def test_an_update_killed_while_reteaching_the_teacher_leaves_the_current_run_wh
             time.sleep(0.5)
             assert proc.poll() is None
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        saved = {d.id for d in store.decision_log(project.id, limit=1000)}
-        tally("kill", "teacher re-taught by an update", lost_decisions=len(set(made) - saved))
-        assert set(made) <= saved and store.integrity_check() == "ok"
+            kill(proc)
+        assert_kept(store, project.id, made, tally, "teacher re-taught by an update")
         assert store.annotations(killed.id) == []          # written whole or not at all
         assert store.latest_teacher_run(project.id).id == current.id
         # The next update re-teaches (the same decisions: the same run, filled now) and

@@ -136,7 +136,7 @@ def test_the_whole_flow_at_1280_px(tmp_path):
                 "b => document.querySelector('[data-testid=\"stText\"]').innerText !== b",
                 arg=before, timeout=30_000)
         assert len(highlights) > 1           # the teacher's sets changed, the keys did not
-        page.get_by_text("10 of").first.wait_for(timeout=10_000)
+        page.get_by_text("10 decided in the project").first.wait_for(timeout=10_000)
         shoot(page, "review")
 
         # Change an earlier decision (the third newest) from the history.

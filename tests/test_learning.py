@@ -250,11 +250,7 @@ def test_distill_update_on_the_command_line_reports_the_run_and_its_model_folder
     with Store(copy) as store:
         s = store.samples(pid)[3]
         store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
-    out = subprocess.run([sys.executable, "-m", "candist_core", "distill", "--db", str(copy),
-                          "--project", "loop", "--update", "--json"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    report = json.loads(update_on_the_command_line(copy, "--json"))
     assert report["update_of"] == run and report["human_labels"] == 1
     assert Path(report["model_dir"]).is_dir() and report["accuracy"] is not None
     with Store(copy) as store:
@@ -263,11 +259,17 @@ def test_distill_update_on_the_command_line_reports_the_run_and_its_model_folder
         assert report["taught_teacher_run"] == store.latest_teacher_run(pid).id
         s = store.samples(pid)[4]
         store.record_decision(pid, s.id, action="label", label=s.gold, who="t")
-    out = subprocess.run([sys.executable, "-m", "candist_core", "distill", "--db", str(copy),
-                          "--project", "loop", "--update", "--no-teach"],
+    said = update_on_the_command_line(copy, "--no-teach")
+    assert "with 2 human labels" in said and "re-taught" not in said
+
+
+def update_on_the_command_line(db: Path, *flags: str) -> str:
+    """``distill --update`` on the fixture's project in a real process; its stdout."""
+    out = subprocess.run([sys.executable, "-m", "candist_core", "distill", "--db", str(db),
+                          "--project", "loop", "--update", *flags],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "with 2 human labels" in out.stdout and "re-taught" not in out.stdout
+    return out.stdout
 
 
 @pytest.mark.slow
