@@ -12,8 +12,9 @@ def set_size_figure(candidates: list[list[str]]) -> go.Figure:
     sizes = Counter(len(c) for c in candidates)
     xs = sorted(sizes)
     fig = go.Figure(go.Bar(x=[str(x) for x in xs], y=[sizes[x] for x in xs]))
+    # A category axis: plotly reads "1", "2" as numbers and would tick at 0.5, 1.5, ...
     fig.update_layout(title="Candidate-set sizes", xaxis_title="labels in the set",
-                      yaxis_title="samples", height=320)
+                      yaxis_title="samples", height=320, xaxis_type="category")
     return fig
 
 
@@ -112,7 +113,8 @@ def training_figure(epochs: list[dict]) -> go.Figure:
                           if drawn(epochs, key))),
                       yaxis2=dict(overlaying="y", side="right", title="texts",
                                   rangemode="nonnegative", tickformat="d"),
-                      xaxis=dict(dtick=1),
+                      # one epoch: quarter ticks, so the steps are not drawn over a lone "1"
+                      xaxis=dict(dtick=1 if len(epochs) > 1 else 0.25, rangemode="tozero"),
                       # the legend above the plot, clear of both y axes
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(t=90))

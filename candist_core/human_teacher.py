@@ -94,8 +94,8 @@ def taught_caption(params: dict) -> str:
     if "reannotates" in params:
         return (f"Human-taught: the texts of run #{params['reannotates']} that were still "
                 f"ambiguous were asked again with {n} reviewed texts as examples.")
-    by = ("automatically, before a continuous update of the student (the next one replaces "
-          "it; runs you made are kept)" if params.get("trigger") == UPDATE_TRIGGER
+    by = ("by a continuous update of the student, automatic or Update now (the next update "
+          "replaces it; runs made on this page are kept)" if params.get("trigger") == UPDATE_TRIGGER
           else "with the re-annotate button or `annotate --with-decisions`")
     weight = params.get("vote_weight")
     return (f"Human-taught: every text re-ranked with votes from {n} human-labelled "

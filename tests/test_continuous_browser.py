@@ -135,3 +135,38 @@ def test_a_server_killed_mid_update_loses_no_decision_and_keeps_the_previous_stu
             assert store.latest_student_run(store.get_project("trec").id).id == base.id
     finally:
         stop(proc)
+
+
+def test_in_chromium_the_review_page_refreshes_itself_when_the_update_is_done(db):
+    """No key pressed after the Nth decision: once the update is done the page shows the
+    new student's line and counters by itself, and the text being read stays on screen."""
+    from apprunner import chromium_page, streamlit_server
+    with streamlit_server(db) as url, chromium_page() as page, Store(db) as store:
+        project = store.get_project("trec")
+        base = store.latest_student_run(project.id).id
+        page.goto(f"{url}/review?project=trec")
+        page.get_by_role("button", name="Skip").wait_for(timeout=60_000)
+        for n in range(N):
+            before = page.locator('[data-testid="stText"]').first.inner_text()
+            page.locator('[data-testid="stText"]').first.click()
+            page.keyboard.press("1")
+            wait_for(lambda: len(store.current_decisions(project.id)) >= n + 1)
+            page.wait_for_function(
+                "b => document.querySelector('[data-testid=\"stText\"]').innerText !== b",
+                arg=before, timeout=30_000)
+        reading = page.locator('[data-testid="stText"]').first.inner_text()
+        new = wait_for(lambda: next((r for r in store.student_runs(project.id)
+                                     if r.id != base and r.status == "done"), None),
+                       what="updated student")
+        sample = next(s.id for s in store.samples(project.id) if s.text == reading)
+
+        def says(run_id: int) -> str:
+            probs = dict(zip(store.label_schema(project.id).names,
+                             store.prediction(run_id, sample).probs))
+            top = max(probs, key=probs.get)
+            return f"the student says {top} ({probs[top]:.0%})"
+
+        assert says(base) != says(new.id)       # so the line must change to pass
+        page.get_by_text(says(new.id)).wait_for(timeout=30_000)
+        page.get_by_text("Student up to date with every decision").wait_for(timeout=30_000)
+        assert page.locator('[data-testid="stText"]').first.inner_text() == reading

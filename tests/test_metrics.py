@@ -61,3 +61,10 @@ def test_the_training_caption_explains_only_the_curves_the_figure_draws():
         assert curve in names and curve + ":" in caption
     assert "accuracy on human decisions" in names and "human decisions:" in caption
     assert "no refinery set curves" not in caption
+
+
+def test_set_sizes_are_whole_numbers_on_their_axis():
+    from candist_core.charts import set_size_figure
+    fig = set_size_figure([["a"], ["a", "b"], ["a", "b", "c"], ["b"]])
+    assert fig.layout.xaxis.type == "category"
+    assert list(fig.data[0].x) == ["1", "2", "3"] and list(fig.data[0].y) == [2, 1, 1]

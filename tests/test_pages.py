@@ -182,7 +182,7 @@ def test_the_teacher_is_retaught_by_updates_unless_turned_off_and_annotate_says_
     at = page("annotate")
     said = " ".join(c.value for c in at.caption)
     assert "Human-taught: every text re-ranked with votes from 1 human-labelled text " in said
-    assert "automatically, before a continuous update" in said
+    assert "by a continuous update of the student" in said
 
 
 def test_review_history_changes_and_undoes_an_earlier_decision(app_db):

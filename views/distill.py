@@ -145,6 +145,7 @@ if u2.button("Update now", disabled=why_not is not None,
              help=why_not or "Update the student now with every human label so far (seconds)."):
     try:
         update_job = continuous.start_update(store, registry(), project.id)
+        st.toast("Student update started: its steps show below the button.")
     except CandistError as exc:
         st.error(str(exc))
 st.caption(why_not if fresh.student_run is None else continuous.describe(fresh),
@@ -209,5 +210,6 @@ if runs:
     number = dict(zip((r.id for r in runs), range(len(runs), 0, -1)))
     st.dataframe([{"run": number[r.id], "kind": continuous.run_kind(r.config, number.get),
                    "method": r.method, "status": r.status, "epochs": len(r.epochs),
-                   "best epoch": r.best_epoch, "error": r.error or ""} for r in runs],
+                   "best epoch": r.best_epoch if "update_of" not in r.config else None,
+                   "error": r.error or ""} for r in runs],
                  width="stretch", hide_index=True)

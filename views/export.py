@@ -70,7 +70,8 @@ fmt = st.radio("Format", list(FORMATS), horizontal=True, format_func=lambda f: F
 st.caption("The first 20 rows (the same columns in every format; hover a cell to read a "
            "long text whole):")
 preview = pd.DataFrame(export_preview(store, project.id, options=options))
-width = fitted_widths({c: preview[c] for c in preview.columns}, fixed={"confidence": 90})
+width = fitted_widths({c: preview[c] for c in preview.columns}, fixed={"confidence": 90},
+                      min_flex=200)
 HELP = {"label_source": "Where the label comes from: human (a review or audit decision), "
                         "student or teacher",
         "confidence": "The probability of the exported label (1 for a human label)",

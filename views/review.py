@@ -182,6 +182,13 @@ def student_freshness() -> None:
     """One line on how fresh the student is; refreshes itself while an update runs (the
     queue re-ranks on the next decision after it finishes)."""
     fresh = continuous.read_freshness(store, registry(), project.id)
+    was_updating = st.session_state.get("review_updating", False)
+    st.session_state["review_updating"] = fresh.updating is not None
+    if was_updating and fresh.updating is None:
+        # The update is done: the whole page again, so the text's candidates, the student's
+        # percentages and the counters follow the new runs; the text being read stays.
+        st.session_state["review_keep_shown"] = True
+        st.rerun()
     st.caption(continuous.describe(fresh, can_distill=can_open(role_in(store, project),
                                                                "distill")),
                help=continuous.HELP)
@@ -214,11 +221,14 @@ if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue
         done = set(store.decided_ids(project.id).tolist())
         kept = [i for i in old["ids"] if i in done]
         # The text held on screen was picked by the old ranking: let it go, so the new
-        # ranking's first text shows (it comes back if it is still first).
-        if st.session_state.get("review_shown") is not None:
+        # ranking's first text shows (it comes back if it is still first), unless the
+        # reviewer is reading it (the page refreshed itself when an update finished).
+        if st.session_state.get("review_shown") is not None and \
+                not st.session_state.get("review_keep_shown"):
             store.release_lease(project.id, st.session_state["review_shown"], who)
     st.session_state["queue"] = load_queue(kept)
     st.session_state["queue_key"] = queue_key
+st.session_state.pop("review_keep_shown", None)
 queue = st.session_state["queue"]
 flash = st.session_state.pop("flash", None)
 
@@ -309,9 +319,11 @@ def status_lines() -> None:
                   else "shown after two decisions within 10 minutes"),
                help="Before the first student the queue holds the ambiguous texts, the "
                     "teacher's most hesitant first; once a student exists it holds every "
-                    "text, the ones most worth a look first. The ambiguous ones are those "
-                    "Home counts as left to review. Your pace counts your decisions that "
-                    "stand (not undone); it needs two.")
+                    "text, the ones most worth a look first (a text with one candidate can "
+                    "come first when the student doubts it). The ambiguous ones are those "
+                    "Home counts as left to review; their total follows the current teacher "
+                    "run, so it can grow when an update re-teaches the teacher. Your pace "
+                    "counts your decisions that stand (not undone); it needs two.")
 
 
 def history() -> None:
