@@ -70,8 +70,8 @@ TEACH_HELP = ("Before each update, the offline teacher ranks every text again wi
               "replaced, runs you made are kept. Measured on three public datasets with a "
               "simulated reviewer, at 200 decisions: +7.7 points of exported labels right on "
               "TREC (question types), +1.5 on Banking77 (banking requests), -0.8 on Medical "
-              "Abstracts (whose classes the embeddings tell apart least). It does nothing for an LLM teacher (re-asking costs "
-              "money: use the Annotate page's button).")
+              "Abstracts (whose classes the embeddings tell apart least). It does nothing "
+              "for an LLM teacher (re-asking costs money: use the Annotate page's button).")
 
 
 @dataclass(frozen=True)
