@@ -112,7 +112,8 @@ def run_scores(store, run: TeacherRun, names: list[str], *, teacher=None
     rows = [r for r in store.annotations(run.id) if r.candidates]
     ids = [r.sample_id for r in rows]
     if run.teacher == "offline":
-        from .teacher import make_teacher, rank_labels, with_embedding_cache
+        from .teacher import (make_teacher, rank_labels, save_embedding_cache,
+                              with_embedding_cache)
         if teacher is None:
             teacher = make_teacher("offline", model=None if run.model == DEFAULT_ENCODER_NAME
                                    else run.model)
@@ -121,8 +122,7 @@ def run_scores(store, run: TeacherRun, names: list[str], *, teacher=None
         temperature = run.params.get("softmax_temperature", 0.05)
         probs = rank_labels(teacher.similarities(schema, [r.text for r in rows]),
                             temperature=temperature) if rows else np.zeros((0, len(names)))
-        if hasattr(teacher.encoder, "save"):
-            teacher.encoder.save()
+        save_embedding_cache(teacher)
         return ids, probs, "probability"
     return ids, rank_scores([r.candidates for r in rows], names), "rank"
 

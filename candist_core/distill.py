@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .audit import with_audit_selection
+from .human_teacher import UPDATE_TRIGGER, teach_for_update
 from .learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
 from .metrics import entropy, student_run_metrics
 from .model_dir import ModelCard, save_model_dir, save_with_head
@@ -186,12 +187,11 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
     base = int(latest.config.get("embeddings_run", latest.id))
     head, labels = load_head(state_path(checkpoint_dir(store, project.name, latest.id)))
     ids, embeddings = load_embeddings(state_path(checkpoint_dir(store, project.name, base)))
-    if labels != store.label_schema(project_id).names:
+    if labels != store.label_schema(project_id).names:   # (before re-teaching anything)
         raise StudentError("The project's labels changed since the last full distillation: "
                            "run a full distillation.")
     taught = None
     if teach:
-        from .human_teacher import teach_for_update
         stage("re-teaching the offline teacher with the human labels")
         started = time.perf_counter()
         try:
@@ -203,9 +203,6 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
                 taught = {"teacher_run": summary.run_id,
                           "seconds": round(time.perf_counter() - started, 2)}
     data, teacher_run = training_data(store, project_id, method="candist")
-    if labels != data.labels:
-        raise StudentError("The project's labels changed since the last full distillation: "
-                           "run a full distillation.")
     rows = np.searchsorted(ids, data.sample_ids)
     rows = np.minimum(rows, len(ids) - 1)
     missing = int((ids[rows] != np.asarray(data.sample_ids)).sum())
@@ -292,7 +289,6 @@ def prune_superseded_updates(store, project_id: int, *, keep: int, folders: bool
     seconds from what is kept: the human decisions, the full runs, the heads (run-N.state)
     and the run rows with their records stay. Full distillations and runs made by hand are
     never touched."""
-    from .human_teacher import UPDATE_TRIGGER
     runs = store.student_runs(project_id)
     kept = store.student_run(keep)
     in_use = {r.teacher_run_id for r in runs if "update_of" not in r.config}

@@ -48,15 +48,15 @@ def text_key(text: str) -> bytes:
 
 
 class EmbeddingCache:
-    """Embeddings by text, loaded from ``path`` (None: kept in memory only)."""
+    """Embeddings by text, loaded from ``path`` (None: kept in memory only). Texts added
+    since the load wait in a dict until :meth:`save` joins them to the array once, so
+    adding 100,000 texts in batches copies nothing per batch."""
 
     def __init__(self, path: Path | None):
         self.path = path
         self._rows: dict[bytes, int] = {}
         self._vectors = np.zeros((0, 0), dtype=np.float16)
-        self._added: list[np.ndarray] = []
-        self._added_keys: list[bytes] = []
-        self._unsaved = False
+        self._pending: dict[bytes, np.ndarray] = {}
         if path is not None and path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as f:
@@ -71,63 +71,50 @@ class EmbeddingCache:
                               for i in range(len(keys))}
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + len(self._pending)
 
-    @property
-    def dirty(self) -> bool:
-        return bool(self._added_keys)
+    def missing(self, texts: list[str]) -> list[int]:
+        """Indices of the texts not in the cache."""
+        return [i for i, t in enumerate(texts)
+                if (k := text_key(t)) not in self._rows and k not in self._pending]
 
-    def lookup(self, texts: list[str]) -> tuple[np.ndarray | None, list[int]]:
-        """(vectors of the cached texts as float32, with zero rows for the others; the
-        indices of the texts not cached)."""
-        self._merge()
-        keys = [text_key(t) for t in texts]
-        rows = [self._rows.get(k, -1) for k in keys]
-        missing = [i for i, r in enumerate(rows) if r < 0]
-        if not self._rows:
-            return None, missing
-        out = np.zeros((len(texts), self._vectors.shape[1]), dtype=np.float32)
-        hit = np.array([i for i, r in enumerate(rows) if r >= 0], dtype=np.int64)
-        if len(hit):
-            out[hit] = self._vectors[np.array([rows[i] for i in hit])]
-        return out, missing
+    def get(self, texts: list[str]) -> np.ndarray:
+        """Float32 vectors of ``texts``, every one of them cached (see :meth:`missing`)."""
+        width = (self._vectors.shape[1] if self._rows else
+                 len(next(iter(self._pending.values()))) if self._pending else 0)
+        out = np.empty((len(texts), width), dtype=np.float32)
+        for i, text in enumerate(texts):
+            key = text_key(text)
+            row = self._rows.get(key)
+            out[i] = self._vectors[row] if row is not None else self._pending[key]
+        return out
 
     def add(self, texts: list[str], vectors: np.ndarray) -> None:
         for text, vec in zip(texts, np.asarray(vectors, dtype=np.float16)):
             key = text_key(text)
-            if key not in self._rows and key not in self._added_keys:
-                self._added_keys.append(key)
-                self._added.append(vec)
-
-    def _merge(self) -> None:
-        if not self._added_keys:
-            return
-        new = np.stack(self._added)
-        if self._vectors.size and self._vectors.shape[1] != new.shape[1]:
-            self._vectors, self._rows = np.zeros((0, new.shape[1]), np.float16), {}
-        base = len(self._rows)
-        self._vectors = new if not self._rows else np.concatenate([self._vectors, new])
-        for i, key in enumerate(self._added_keys):
-            self._rows[key] = base + i
-        self._added, self._added_keys = [], []
-        self._unsaved = True
+            if key not in self._rows:
+                self._pending[key] = vec
 
     def save(self) -> None:
         """Write the cache when it gained texts (atomically; a failure to write loses
         only the saving, never the caller's work)."""
-        self._merge()
-        if self.path is None or not self._unsaved:
+        if self.path is None or not self._pending:
             return
+        base = len(self._rows)
+        self._vectors = np.concatenate([self._vectors.reshape(base, -1),
+                                        np.stack(list(self._pending.values()))]) \
+            if base else np.stack(list(self._pending.values()))
+        for i, key in enumerate(self._pending):
+            self._rows[key] = base + i
+        self._pending = {}
         # (N, 16) bytes, not numpy's "S16": that drops a key's trailing zero bytes.
-        keys = np.zeros((len(self._rows), KEY_BYTES), dtype=np.uint8)
-        for key, row in self._rows.items():
-            keys[row] = np.frombuffer(key, dtype=np.uint8)
+        keys = np.frombuffer(b"".join(sorted(self._rows, key=self._rows.get)),
+                             dtype=np.uint8).reshape(-1, KEY_BYTES)
         tmp = self.path.with_name(self.path.name + ".part.npz")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(tmp, keys=keys, vectors=self._vectors)
             os.replace(tmp, self.path)
-            self._unsaved = False
         except OSError:
             tmp.unlink(missing_ok=True)
 
@@ -136,6 +123,7 @@ class CachingEncoder:
     """A sentence encoder that answers from an :class:`EmbeddingCache` and runs the real
     encoder (loaded by ``load`` on the first miss, so a fully cached call loads no model)
     only for the texts it has not seen. ``name``: the encoder's, as teacher runs record it.
+    Every vector comes back float16-rounded, cached or just computed.
     """
 
     def __init__(self, cache: EmbeddingCache, name: str, load: Callable[[], object]):
@@ -151,22 +139,14 @@ class CachingEncoder:
 
     def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         texts = list(texts)
-        if not texts:
-            width = self.cache._vectors.shape[1] if len(self.cache) else 0
-            return np.zeros((0, width), dtype=np.float32)
-        out, missing = self.cache.lookup(texts)
+        missing = self.cache.missing(texts)
         if missing:
             if self._encoder is None:
                 self._encoder = self._load()
             todo = [texts[i] for i in missing]
-            fresh = self._encoder.encode(todo, batch_size=batch_size)
+            self.cache.add(todo, self._encoder.encode(todo, batch_size=batch_size))
             self.encoded += len(todo)
-            self.cache.add(todo, fresh)
-            fresh = fresh.astype(np.float16).astype(np.float32)
-            if out is None:
-                out = np.zeros((len(texts), fresh.shape[1]), dtype=np.float32)
-            out[np.array(missing)] = fresh
-        return out
+        return self.cache.get(texts)
 
     def save(self) -> None:
         self.cache.save()

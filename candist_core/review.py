@@ -32,6 +32,12 @@ DEFAULT_REASON = ("Default order: the texts the student is least sure about (hig
                   "order: the texts the teacher hesitated on most.")
 
 
+def effective_signal(signal: str, *, has_student: bool) -> str:
+    """The order that is used: ``entropy`` needs a student; before the first one it is
+    ``set_size``, the teacher's hesitation."""
+    return "set_size" if signal == "entropy" and not has_student else signal
+
+
 def rank_ambiguous(signals: dict, *, signal: str = "set_size", label: str | None = None,
                    include_decided: bool = False) -> np.ndarray:
     """Positions (into the ``signals`` arrays) in review order.
@@ -46,8 +52,7 @@ def rank_ambiguous(signals: dict, *, signal: str = "set_size", label: str | None
     n = len(signals["sample_id"])
     sizes = np.array([len(c) for c in signals["candidates"]])
     has_student = ~np.isnan(signals["student_confidence"])
-    if signal == "entropy" and not has_student.any():
-        signal = "set_size"      # before the first student: the teacher's hesitation
+    signal = effective_signal(signal, has_student=bool(has_student.any()))
     conf = np.where(has_student, signals["student_confidence"],
                     np.nan_to_num(signals["teacher_confidence"], nan=1.0))
     entropy = np.nan_to_num(signals["entropy"], nan=0.0)

@@ -382,8 +382,7 @@ def annotate_project(store, project_id: int, teacher: Teacher, config: TeacherCo
                                                         "error": str(exc)[:500]})
         raise
     finally:
-        if isinstance(getattr(teacher, "encoder", None), CachingEncoder):
-            teacher.encoder.save()
+        save_embedding_cache(teacher)
     summary.seconds = time.perf_counter() - start
     if cancel.is_set():
         summary.status = "cancelled"
@@ -407,6 +406,13 @@ def with_embedding_cache(store, project_id: int, teacher: Teacher) -> Teacher:
     return OfflineTeacher(CachingEncoder.around(teacher.encoder, EmbeddingCache(path)),
                           batch_size=teacher.batch_size, human=teacher.human,
                           votes=teacher.votes)
+
+
+def save_embedding_cache(teacher: Teacher) -> None:
+    """Write what a teacher from :func:`with_embedding_cache` embedded (nothing for any
+    other teacher)."""
+    if isinstance(getattr(teacher, "encoder", None), CachingEncoder):
+        teacher.encoder.save()
 
 
 @dataclass(frozen=True)

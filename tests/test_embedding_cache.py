@@ -118,4 +118,4 @@ def test_a_key_ending_in_zero_bytes_is_found_again(tmp_path):
     cache = EmbeddingCache(path)
     cache.add([text], np.ones((1, 3)))
     cache.save()
-    assert EmbeddingCache(path).lookup([text])[1] == []
+    assert EmbeddingCache(path).missing([text]) == []

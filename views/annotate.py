@@ -162,8 +162,8 @@ run_number = len(store.teacher_runs(project.id))
 st.subheader(f"Latest run #{run.id} (this project's run {run_number}): "
              f"{run.teacher} / {run.model} "
              f"/ {run.strategy}")
-if taught_caption(run.params):
-    st.caption(taught_caption(run.params))
+if taught := taught_caption(run.params):
+    st.caption(taught)
 labels = store.label_schema(project.id).names
 
 

@@ -132,10 +132,10 @@ every = u1.number_input(
                   "distillation. 0 turns automatic updates off (Update now still works).")
 if int(every) != store.update_every(project.id):
     store.set_update_every(project.id, int(every))
-teach = st.checkbox("Re-teach the offline teacher with the human labels before each update",
-                    store.teach_on_update(project.id), help=continuous.TEACH_HELP)
-if teach != store.teach_on_update(project.id):
-    store.set_teach_on_update(project.id, bool(teach))
+teaching = store.teach_on_update(project.id)
+if st.checkbox("Re-teach the offline teacher with the human labels before each update",
+               teaching, help=continuous.TEACH_HELP) != teaching:
+    store.set_teach_on_update(project.id, not teaching)
 fresh = continuous.read_freshness(store, registry(), project.id)
 update_job = registry().get(continuous.update_key(store, project.id))
 why_not = ("No student to update yet: start a full distillation above first."

@@ -13,8 +13,8 @@ import streamlit as st
 from candist_core import continuous
 from candist_core.access import can_open
 from candist_core.keys import assign_keys
-from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, label_buttons,
-                                 rank_ambiguous, recent_pace)
+from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, effective_signal,
+                                 label_buttons, rank_ambiguous, recent_pace)
 from views.common import (registry, require_project, reviewer_name, role_in, show_quality,
                           sign_in_configured)
 
@@ -161,9 +161,9 @@ chosen = st.session_state.get("review_signal", DEFAULT_SIGNAL)
 chosen_label = st.session_state.get("review_label_filter", "(all labels)")
 latest_teacher, latest_student = (store.latest_teacher_run(project.id),
                                   store.latest_student_run(project.id))
-chosen_name = SIGNAL_NAMES.get(chosen, chosen)
-if chosen == "entropy" and latest_student is None:     # rank_ambiguous's fallback
-    chosen_name = "Candidate-set size until a first student"
+used = effective_signal(chosen, has_student=latest_student is not None)
+chosen_name = (SIGNAL_NAMES.get(chosen, chosen) if used == chosen else
+               f"{SIGNAL_NAMES.get(used, used)} until a first student")
 with top_order.expander(f"Queue order: {chosen_name}"
                        + ("" if chosen_label == "(all labels)" else f" · only {chosen_label}")):
     c1, c2 = st.columns(2)
