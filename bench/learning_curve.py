@@ -42,7 +42,7 @@ from candist_core.encoder import shared_encoder  # noqa: E402
 from candist_core.human_teacher import teach_for_update  # noqa: E402
 from candist_core.importing import ImportOptions, import_csv  # noqa: E402
 from candist_core.learning import UpdateConfig  # noqa: E402
-from candist_core.metrics import project_metrics  # noqa: E402
+from candist_core.metrics import calibration_error, project_metrics  # noqa: E402
 from candist_core.predicting import Predictor  # noqa: E402
 from candist_core.review import DEFAULT_SIGNAL  # noqa: E402
 from candist_core.review_queue import review_queue  # noqa: E402
@@ -69,6 +69,28 @@ def export_accuracy(store: Store, project_id: int) -> float:
 
 def student_accuracy(store: Store, project_id: int) -> float:
     return project_metrics(store, project_id)["student"]["accuracy"]
+
+
+def confidence_record(store: Store, project_id: int, run_id: int) -> dict:
+    """How far the student's shown confidence is from its accuracy on the texts nobody
+    labelled: the calibration error and mean confidence as shown (with the update's
+    temperature) and before the temperature (``raw``)."""
+    labels = store.label_schema(project_id).names
+    gold = {s.id: labels.index(s.gold) for s in store.samples(project_id) if s.gold in labels}
+    decided = set(store.current_decisions(project_id))
+    rows = [p for p in store.predictions(run_id) if p.sample_id in gold
+            and p.sample_id not in decided]
+    probs = np.stack([p.probs for p in rows]).astype(np.float64)
+    truth = np.array([gold[p.sample_id] for p in rows])
+    temperature = ((store.student_run(run_id).epochs or [{}])[0].get("calibration")
+                   or {}).get("temperature", 1.0)
+    raw = np.exp(temperature * np.log(np.clip(probs, 1e-30, 1)))
+    raw /= raw.sum(1, keepdims=True)
+    return {"temperature": temperature,
+            "ece": round(calibration_error(probs, truth), 4),
+            "mean_confidence": round(float(probs.max(1).mean()), 4),
+            "raw_ece": round(calibration_error(raw, truth), 4),
+            "raw_mean_confidence": round(float(raw.max(1).mean()), 4)}
 
 
 class TestSplit:
@@ -191,7 +213,8 @@ def run_order(start: dict, order: str, dest: Path, *, rounds: int, size: int,
                       "served": len(rows),
                       "export_accuracy": round(export_accuracy(store, pid), 4),
                       "student_accuracy": round(student_accuracy(store, pid), 4),
-                      "update_seconds": round(seconds, 2)}
+                      "update_seconds": round(seconds, 2),
+                      **confidence_record(store, pid, run_id)}
             if test is not None:
                 record["test_accuracy"] = round(test.accuracy(
                     state_path(checkpoint_dir(store, project.name, run_id))), 4)

@@ -47,7 +47,8 @@ def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Fi
     return fig
 
 
-REFINERY_CURVES = (("d_out", "|D_out|"), ("d_sl", "|D_sl|"), ("d_hc", "|D_hc|"))
+REFINERY_CURVES = (("d_out", "outside the set (|D_out|)"), ("d_sl", "sharpened (|D_sl|)"),
+                   ("d_hc", "trusted outside the set (|D_hc|)"))
 CURVE_MEANINGS = {
     "loss": "loss: the training loss, lower is better over a run; for candist it is measured "
             "against targets built from the student's own predictions over each candidate "
@@ -59,9 +60,14 @@ CURVE_MEANINGS = {
                        "else how often the student's label falls in the teacher's set on a "
                        "held-back 10 % of texts",
     "d_out": "refinery sets, how CanDist's Distribution Refinery groups the texts each "
-             "epoch: |D_out|: texts whose student label is outside their candidate set",
-    "d_sl": "|D_sl|: of those, the small-loss ones whose own label is trusted",
-    "d_hc": "|D_hc|: texts predicted with high confidence (above tau)",
+             "epoch (right axis): outside the set (|D_out|): texts whose student label is not "
+             "in their candidate set, so the set probably misses the true label; they get no "
+             "target unless confident",
+    "d_sl": "sharpened (|D_sl|): texts inside their set with the smallest loss for their "
+            "predicted label (the delta share); their target leans towards the student's "
+            "favourite",
+    "d_hc": "trusted outside the set (|D_hc|): texts outside their set that the student "
+            "predicts above tau; its own label becomes their target",
 }
 
 

@@ -158,13 +158,13 @@ def trigger_text(trigger: str | None) -> str:
     return trigger.removeprefix("app: ")
 
 
-def run_kind(config: dict, number_of=lambda run_id: run_id) -> str:
+def run_kind(config: dict) -> str:
     """What a student run was, from its config: "full distillation", or e.g. "update of
-    run 3 · 57 human labels · after 50 decisions". ``number_of`` maps a run id to the
-    number the page shows it under."""
+    run #3 · 57 human labels · after 50 decisions". Runs are named by their database id,
+    as the command line and the model folders name them, on every page."""
     if "update_of" not in config:
         return "full distillation"
-    parts = [f"update of run {number_of(config['update_of'])}"]
+    parts = [f"update of run #{config['update_of']}"]
     if config.get("human_labels") is not None:
         parts.append(f"{config['human_labels']} human labels")
     if (config.get("taught_teacher") or {}).get("teacher_run"):
@@ -172,6 +172,21 @@ def run_kind(config: dict, number_of=lambda run_id: run_id) -> str:
     if trigger_text(config.get("trigger")):
         parts.append(trigger_text(config.get("trigger")))
     return " · ".join(parts)
+
+
+def calibration_text(epochs: list[dict]) -> str:
+    """How an update's shown confidence was calibrated ("" for a full run or an update made
+    before calibration existed): see :func:`learning.calibrate`."""
+    how = (epochs[0] if epochs else {}).get("calibration")
+    if not how:
+        return ""
+    t = how["temperature"]
+    source = (f"fitted on {how['humans']} human labels, each left out of its own update"
+              if how.get("fitted") is not None else
+              "to stay as confident as the full distillation it started from")
+    return (f"Its percentages are calibrated: the trained output divided by a temperature of "
+            f"{t:.2f}, {source}. An update's self-training makes a student surer without "
+            f"making it more often right; the labels and the queue's order do not change.")
 
 
 # ----------------------------------------------------------------- orchestration

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from .audit import with_audit_selection
 from .human_teacher import UPDATE_TRIGGER, teach_for_update
-from .learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
+from .learning import (Head, UpdateConfig, calibrate, label_quality, out_of_sample_probs,
+                       update_head)
 from .metrics import entropy, student_run_metrics
 from .model_dir import ModelCard, save_model_dir, save_with_head
 from .records import StudentError, TeacherError, TeacherRun
@@ -222,8 +223,17 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
         fixed_targets = F.one_hot(data.human.clamp(min=0), len(labels)).float()
         new_head, losses = update_head(head, pooled, data.cand, data.fixed, fixed_targets,
                                        config)
+        stage("calibrating the student's confidence")
+        full_head = head if base == latest.id else load_head(
+            state_path(checkpoint_dir(store, project.name, base)))[0]
+        # The queue's order and the refinery flags stay those of the trained output (the
+        # orders were chosen by measuring it, bench/learning_curve.py); the temperature
+        # changes only the confidence people are shown.
+        trained = new_head.probs(pooled)
+        new_head, calibration = calibrate(new_head, head, full_head, pooled, data.cand,
+                                          data.fixed, fixed_targets, config)
         probs = new_head.probs(pooled)
-        flags = review_flags(probs, data.cand, fixed=data.fixed, delta=config.delta,
+        flags = review_flags(trained, data.cand, fixed=data.fixed, delta=config.delta,
                              tau=config.tau)
         issues = issue_signals(pooled, data, probs.numpy(), seed=config.seed)
         pred = probs.argmax(1)
@@ -235,10 +245,11 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
             "d_out": int(flags["out_of_candidate"].sum()), "d_sl": int(flags["small_loss"].sum()),
             "d_hc": int(flags["high_confidence"].sum()),
             "gold_accuracy": float((pred[gold] == data.gold[gold]).float().mean())
-            if gold.any() else None, "seconds": round(time.perf_counter() - started, 2)})
+            if gold.any() else None, "calibration": asdict(calibration),
+            "seconds": round(time.perf_counter() - started, 2)})
         stage("writing the new predictions")
         store.write_predictions(run_id, data.sample_ids, probs.numpy(), labels,
-                                entropy=entropy(probs.numpy()),
+                                entropy=entropy(trained.numpy()),
                                 out_of_candidate=flags["out_of_candidate"],
                                 high_confidence=flags["high_confidence"],
                                 small_loss=flags["small_loss"], **issues)
@@ -253,7 +264,7 @@ def update_student(store, project_id: int, config: UpdateConfig = UpdateConfig()
     # the update as a model folder of its own, so Predict and the download use what the
     # reviews taught.
     stage("saving the updated student as a model folder (the queue is already re-ranked)")
-    saved = _save_update_folder(store, project.name, run_id, base, new_head,
+    saved = _save_update_folder(store, project.name, run_id, base, new_head.folded(),
                                 f"retrained ({trigger}) on the candidate sets with "
                                 f"{decisions} human labels fixed")
     prune_superseded_updates(store, project_id, keep=run_id, folders=saved)

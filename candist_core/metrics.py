@@ -132,6 +132,21 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(1)
 
 
+def calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the gap between the top probability and the accuracy,
+    averaged over ``bins`` equal-width confidence bins weighted by their share of texts
+    (0: a shown 80 % is right 80 % of the time). ``gold``: class indices."""
+    probs, gold = np.asarray(probs), np.asarray(gold)
+    if not len(gold):
+        return float("nan")
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == gold
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return float(sum(abs(confidence[which == b].mean() - correct[which == b].mean())
+                     * (which == b).sum() for b in range(bins) if (which == b).any())
+                 / len(gold))
+
+
 def project_metrics(store, project_id: int) -> dict:
     """The object printed by ``metrics --json`` (keys documented in the README)."""
     project = store.project_by_id(project_id)

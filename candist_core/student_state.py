@@ -30,7 +30,8 @@ def save_state(path: Path, *, head: Head, labels: list[str],
     def fill(tmp: Path) -> None:
         np.savez(tmp / "head.npz", weight=head.weight.astype(np.float32),
                  bias=head.bias.astype(np.float32), cosine=np.array(head.cosine),
-                 scale=np.array(head.scale, dtype=np.float32), labels=np.array(labels))
+                 scale=np.array(head.scale, dtype=np.float32), labels=np.array(labels),
+                 temperature=np.array(head.temperature, dtype=np.float32))
         if embeddings is not None:
             np.save(tmp / "embeddings.npy", np.asarray(embeddings, dtype=np.float16))
             np.save(tmp / "sample_ids.npy", np.asarray(sample_ids, dtype=np.int64))
@@ -41,8 +42,9 @@ def save_state(path: Path, *, head: Head, labels: list[str],
 def load_head(path: Path) -> tuple[Head, list[str]]:
     try:
         with np.load(Path(path) / "head.npz", allow_pickle=False) as f:
-            return (Head(f["weight"], f["bias"], bool(f["cosine"]), float(f["scale"])),
-                    [str(x) for x in f["labels"]])
+            temperature = float(f["temperature"]) if "temperature" in f.files else 1.0
+            return (Head(f["weight"], f["bias"], bool(f["cosine"]), float(f["scale"]),
+                         temperature), [str(x) for x in f["labels"]])
     except (OSError, KeyError, ValueError) as exc:
         raise StudentError(f"The student's saved head at {path} cannot be read ({exc}): "
                            "run a full distillation.") from exc

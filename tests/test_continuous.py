@@ -86,17 +86,16 @@ def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
 
 
 def test_the_run_list_names_updates_as_updates():
-    numbers = {11: 1, 12: 2}
     assert run_kind({"method": "candist", "epochs": 3}) == "full distillation"
-    assert run_kind({"update_of": 11, "human_labels": 57, "trigger": "app: after 50 decisions"},
-                    numbers.get) == "update of run 1 · 57 human labels · after 50 decisions"
-    assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli"},
-                    numbers.get) == "update of run 2 · 3 human labels · from the command line"
+    assert run_kind({"update_of": 11, "human_labels": 57, "trigger": "app: after 50 decisions"}
+                    ) == "update of run #11 · 57 human labels · after 50 decisions"
+    assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli"}
+                    ) == "update of run #12 · 3 human labels · from the command line"
     assert run_kind({"update_of": 12, "trigger": "app: on demand"}) == \
-        "update of run 12 · on demand"
+        "update of run #12 · on demand"
     assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli",
-                     "taught_teacher": {"teacher_run": 5, "seconds": 0.1}}, numbers.get) == \
-        "update of run 2 · 3 human labels · teacher re-taught (run #5) · from the command line"
+                     "taught_teacher": {"teacher_run": 5, "seconds": 0.1}}) == \
+        "update of run #12 · 3 human labels · teacher re-taught (run #5) · from the command line"
 
 
 # ------------------------------------------------------------------ the store
@@ -351,8 +350,9 @@ def test_the_distill_page_sets_n_updates_on_demand_and_lists_updates(app_db):
                  what="updated student")
     at.run()
     runs = at.dataframe[-1].value
-    assert list(runs["kind"]) == ["update of run 1 · 0 human labels · on demand",
+    assert list(runs["kind"]) == [f"update of run #{base} · 0 human labels · on demand",
                                   "full distillation"]
+    assert runs["run"].iloc[1] == f"#{base}"      # the id the command line names it by
     assert list(runs["status"]) == ["done", "done"]
 
 
@@ -479,8 +479,8 @@ def test_an_update_killed_while_reteaching_the_teacher_leaves_the_current_run_wh
                                                            on_stage=stages.append))
         assert run.config["taught_teacher"]["teacher_run"] == killed.id == run.teacher_run_id
         # The page is told each step as the update process starts it.
-        assert [s.split(" ")[0] for s in stages] == ["re-teaching", "retraining", "writing",
-                                                     "saving"]
+        assert [s.split(" ")[0] for s in stages] == ["re-teaching", "retraining",
+                                                     "calibrating", "writing", "saving"]
         assert len(store.annotations(killed.id)) == len(samples)
         assert store.latest_teacher_run(project.id).id == killed.id
 
@@ -510,3 +510,14 @@ def test_the_review_pages_modules_import_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_the_distill_page_says_how_an_update_s_confidence_was_calibrated():
+    from candist_core.continuous import calibration_text
+    assert calibration_text([{"epoch": 3}]) == ""          # a full run: nothing to say
+    fitted = calibration_text([{"calibration": {"temperature": 2.4, "matching": 3.1,
+                                                "fitted": 2.4, "humans": 60}}])
+    assert "temperature of 2.40, fitted on 60 human labels" in fitted
+    matched = calibration_text([{"calibration": {"temperature": 1.8, "matching": 1.8,
+                                                 "fitted": None, "humans": 5}}])
+    assert "as confident as the full distillation" in matched

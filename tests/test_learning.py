@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from candist_core.distill import checkpoint_dir, distill_project, update_student
 from candist_core.predicting import Predictor
 from candist_core.importing import ImportOptions, import_csv
-from candist_core.learning import Head, UpdateConfig, label_quality, out_of_sample_probs, update_head
+from candist_core.learning import (Head, UpdateConfig, calibrate, label_quality,
+                                   out_of_sample_probs, temperature_fitting,
+                                   temperature_matching, update_head)
+from candist_core.student_state import save_state
 from candist_core.records import StudentError
 from candist_core.review import SIGNALS, rank_ambiguous, shuffle_keys
 from candist_core.schema import load_schema
@@ -62,6 +65,64 @@ def test_a_head_update_learns_a_class_the_teacher_always_confuses_from_a_few_hum
     assert (after.probs(x).argmax(1)[unreviewed] == 2).float().mean() > 0.8
     assert (after.probs(x).argmax(1)[y != 2] == y[y != 2]).all()
     assert len(losses) == UpdateConfig().rounds * UpdateConfig().steps
+
+
+def test_temperature_scaling_recovers_how_much_a_model_overstates_its_confidence():
+    g = torch.Generator().manual_seed(1)
+    honest = torch.randn(4000, 5, generator=g) * 2
+    labels = torch.multinomial(F.softmax(honest, 1), 1, generator=g).squeeze(1)
+    assert temperature_fitting(honest * 3, labels) == pytest.approx(3, rel=0.1)
+    t = temperature_matching(honest * 3, 0.6)
+    assert float(F.softmax(honest * 3 / t, 1).max(1).values.mean()) == pytest.approx(0.6,
+                                                                                    abs=0.01)
+
+
+def confused_teacher():
+    """Clusters whose class 2 the teacher always calls 1, and a head at its prototypes."""
+    x, y = clusters()
+    c = 3
+    cand = F.one_hot(y, c).bool()
+    cand[y == 2] = F.one_hot(torch.tensor(1), c).bool()
+    unit = F.normalize(x, dim=-1)
+    protos = torch.stack([unit[cand[:, k]].mean(0) if cand[:, k].any()
+                          else torch.zeros(x.shape[1]) for k in range(c)])
+    head = Head(F.normalize(protos, dim=-1).numpy(), np.zeros(c, np.float32), cosine=True,
+                scale=2.0)
+    return x, y, cand, head
+
+
+def test_an_update_claims_no_more_confidence_than_the_full_student_without_human_evidence(
+        tmp_path):
+    x, y, cand, full = confused_teacher()
+    none = torch.zeros(len(y), dtype=torch.bool)
+    targets = F.one_hot(y, 3).float()
+    raw, _ = update_head(full, x, cand, none, targets, UpdateConfig())
+    # Self-training rounds make the head surer of the teacher's view, not more right.
+    assert raw.probs(x).max(1).values.mean() > full.probs(x).max(1).values.mean() + 0.1
+    head, how = calibrate(raw, full, full, x, cand, none, targets, UpdateConfig())
+    assert how.fitted is None and how.temperature == how.matching > 1
+    assert float(head.probs(x).max(1).values.mean()) == pytest.approx(
+        float(full.probs(x).max(1).values.mean()), abs=0.01)
+    assert torch.equal(head.probs(x).argmax(1), raw.probs(x).argmax(1))   # labels unchanged
+    # The temperature travels with the head, and folds into a plain linear layer.
+    save_state(tmp_path / "run.state", head=head, labels=["a", "b", "c"])
+    loaded, _ = load_head(tmp_path / "run.state")
+    assert loaded.temperature == pytest.approx(how.temperature, rel=1e-3)
+    assert torch.allclose(loaded.folded().probs(x), head.probs(x), atol=1e-5)
+
+
+def test_human_labels_left_out_of_their_own_update_calibrate_it_when_there_are_enough():
+    x, y, cand, full = confused_teacher()
+    targets = F.one_hot(y, 3).float()
+    fixed = torch.zeros(len(y), dtype=torch.bool)
+    fixed[torch.arange(0, len(y), 4)] = True                     # 30 of 120, every class
+    raw, _ = update_head(full, x, cand, fixed, targets, UpdateConfig())
+    head, how = calibrate(raw, full, full, x, cand, fixed, targets, UpdateConfig())
+    assert how.humans == 30 and how.fitted is not None
+    assert how.temperature == how.fitted
+    few = fixed & (torch.arange(len(y)) < 40)
+    _, how = calibrate(raw, full, full, x, cand, few, targets, UpdateConfig())
+    assert how.humans == 10 and how.fitted is None               # under 20: matching only
 
 
 def test_out_of_sample_probabilities_never_depend_on_the_row_s_own_target():
@@ -174,6 +235,10 @@ def test_an_update_learns_every_human_decision_in_a_new_run_and_keeps_the_old_on
         probs = predictor.probabilities([s.text for s in wrong])
         labels = store.label_schema(pid).names
         assert [labels[i] for i in probs.argmax(1)] == [s.gold for s in wrong]
+        # ... with the same (calibrated) confidence the app shows for them.
+        shown = {p.sample_id: p.probs for p in store.predictions(new)}
+        assert np.allclose(probs, np.stack([shown[s.id] for s in wrong]), atol=5e-3)
+        assert store.student_run(new).epochs[0]["calibration"]["temperature"] > 0
         assert "15 human labels" in (Path(updated.checkpoint) / "README.md").read_text()
         # A second update starts from the first one's head, over the full run's embeddings;
         # only the newest update keeps a folder (each is a full copy), the full run keeps its.

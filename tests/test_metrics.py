@@ -49,7 +49,8 @@ def test_the_training_caption_explains_only_the_curves_the_figure_draws():
                   "d_out": 0, "d_sl": 0, "d_hc": 0, "step_losses": [1.0]} for e in (1, 2)]
     names = {t.name for t in training_figure(sa_epochs).data}
     caption = training_caption(sa_epochs)
-    assert "|D_sl|" not in names and "|D_sl|:" not in caption and "|D_hc|:" not in caption
+    assert not any("|D_sl|" in n for n in names)
+    assert "(|D_sl|):" not in caption and "(|D_hc|):" not in caption
     assert "human decisions:" not in caption
     assert "selection score" in caption and "no refinery set curves" in caption
 
@@ -57,8 +58,9 @@ def test_the_training_caption_explains_only_the_curves_the_figure_draws():
                                         human_accuracy=0.7)]
     names = {t.name for t in training_figure(candist).data}
     caption = training_caption(candist)
-    for curve in ("|D_out|", "|D_sl|", "|D_hc|"):
-        assert curve in names and curve + ":" in caption
+    for name in ("outside the set (|D_out|)", "sharpened (|D_sl|)",
+                 "trusted outside the set (|D_hc|)"):
+        assert name in names and name + ":" in caption   # plain words first, then the symbol
     assert "accuracy on human decisions" in names and "human decisions:" in caption
     assert "no refinery set curves" not in caption
 
@@ -68,3 +70,12 @@ def test_set_sizes_are_whole_numbers_on_their_axis():
     fig = set_size_figure([["a"], ["a", "b"], ["a", "b", "c"], ["b"]])
     assert fig.layout.xaxis.type == "category"
     assert list(fig.data[0].x) == ["1", "2", "3"] and list(fig.data[0].y) == [2, 1, 1]
+
+
+def test_the_calibration_error_is_the_gap_between_shown_confidence_and_accuracy():
+    import numpy as np
+    from candist_core.metrics import calibration_error
+    sure = np.array([[0.9, 0.1]] * 10)
+    right_9_of_10 = np.array([0] * 9 + [1])
+    assert calibration_error(sure, right_9_of_10) == pytest.approx(0.0)
+    assert calibration_error(sure, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.4)

@@ -1,5 +1,6 @@
 """Every page, headless with Streamlit's AppTest, against a real SQLite file holding a
 real TREC slice: what the page shows after each step of the workflow."""
+import re
 import time
 
 import pandas as pd
@@ -78,7 +79,7 @@ def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
     at.run()
     wait_for_job(at, "Annotation done")
     assert not at.error
-    assert any("(this project's run 1): offline" in s.value for s in at.subheader)
+    assert any(re.fullmatch(r"Latest run #\d+: offline / .+", s.value) for s in at.subheader)
     assert metric(at, "Annotated") == "200"
     assert metric(at, "Coverage (1-α)").endswith("%")
     with Store(app_db) as store:

@@ -158,10 +158,10 @@ with st.expander("Conformal candidate sets: sets that hold the right label as of
             run = store.latest_teacher_run(project.id)
         except CandistError as exc:
             st.error(str(exc))
-run_number = len(store.teacher_runs(project.id))
-st.subheader(f"Latest run #{run.id} (this project's run {run_number}): "
-             f"{run.teacher} / {run.model} "
-             f"/ {run.strategy}")
+st.subheader(f"Latest run #{run.id}: {run.teacher} / {run.model} / {run.strategy}",
+             help="Teacher and student runs are numbered by one counter each for the whole "
+                  "database (as the command line names them), so a project's first run can "
+                  "have a number above 1.")
 if taught := taught_caption(run.params):
     st.caption(taught)
 labels = store.label_schema(project.id).names

@@ -63,14 +63,16 @@ with st.expander("More settings"):
                                       "and needs more memory."))
     delta = keep("delta", a2.slider("delta (small-loss share)", 0.1, 0.9,
                                     kept.get("delta", d.delta),
-                      help="Share of the texts outside their candidate set that count as "
-                           "'easy' (smallest loss) each epoch; the student's own label is "
-                           "trusted for them (the |D_sl| curve of the training chart, "
-                           "from the second epoch of candist)."))
+                      help="Each epoch, among the texts whose student label is inside their "
+                           "candidate set, this share per predicted label (those with the "
+                           "smallest loss) gets a target sharpened towards the student's "
+                           "favourite (the 'sharpened' curve of the training chart, from the "
+                           "second epoch of candist)."))
     tau = keep("tau", a3.slider("tau (high confidence)", 0.5, 1.0, kept.get("tau", d.tau),
-                    help="Probability above which the student's prediction is trusted as "
-                         "confident (the |D_hc| curve of the training chart, from the "
-                         "second epoch of candist)."))
+                    help="A text whose student label is outside its candidate set gets "
+                         "that label as its target when the student gives it more than this "
+                         "probability (the 'trusted outside the set' curve of the training "
+                         "chart, from the second epoch of candist)."))
     gamma = keep("gamma", a4.slider("gamma (sharpening)", 0.5, 1.0, kept.get("gamma", d.gamma),
                       help="How strongly the targets inside a candidate set are sharpened "
                            "towards the student's favourite: 1 keeps them as they are, "
@@ -168,10 +170,8 @@ curves()
 done = store.latest_student_run(project.id)
 if done is not None:
     m = student_run_metrics(store, done)
-    numbered = {r.id: n for n, r in enumerate(sorted(store.student_runs(project.id),
-                                                     key=lambda r: r.id), start=1)}
-    st.caption(f"The latest student: run {numbered.get(done.id, done.id)}, "
-               f"{continuous.run_kind(done.config, numbered.get)}. The chart above is the "
+    st.caption(f"The latest student: run #{done.id}, "
+               f"{continuous.run_kind(done.config)}. The chart above is the "
                f"latest full distillation's (an update has no epochs to chart).")
     q1, q2, q3 = st.columns(3)
     q1.metric("Accuracy vs gold labels",
@@ -194,7 +194,8 @@ if done is not None:
     elif saved is done and "update_of" in done.config:
         st.caption("The latest student is an update: the full distillation's encoder with "
                    "the classifier retrained on your decisions, saved as a model folder "
-                   "of its own (only the newest update keeps one).")
+                   "of its own (only the newest update keeps one). "
+                   + continuous.calibration_text(done.epochs))
     if saved is not None and saved.checkpoint and Path(saved.checkpoint).is_dir():
         d1, d2 = st.columns([1, 2])
         d1.download_button("Download this student (zip)", lambda: zip_bytes(saved.checkpoint),
@@ -207,8 +208,7 @@ if done is not None:
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
-    number = dict(zip((r.id for r in runs), range(len(runs), 0, -1)))
-    st.dataframe([{"run": number[r.id], "kind": continuous.run_kind(r.config, number.get),
+    st.dataframe([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
                    "method": r.method, "status": r.status, "epochs": len(r.epochs),
                    "best epoch": r.best_epoch if "update_of" not in r.config else None,
                    "error": r.error or ""} for r in runs],

@@ -20,8 +20,6 @@ st.caption("The student is the small model trained on the Distill page. Here it 
            "Nothing on this page changes the project.")
 
 every_run = store.student_runs(project.id)
-# Numbered within the project, as on the Distill page.
-number = {r.id: n for n, r in enumerate(sorted(every_run, key=lambda r: r.id), start=1)}
 runs = [r for r in every_run if r.checkpoint and r.status in ("done", "cancelled")]
 if not runs:
     st.info("No trained student in this project yet: train one on the Distill page first.")
@@ -31,8 +29,8 @@ if not runs:
 
 def describe(run) -> str:
     m = student_run_metrics(store, run)
-    parts = [f"Run {number[run.id]}", run.method,
-             run_kind(run.config, number.get) if "update_of" in run.config else
+    parts = [f"Run #{run.id}", run.method,
+             run_kind(run.config) if "update_of" in run.config else
              f"best epoch {run.best_epoch} of {len(run.epochs)}"]
     if m["accuracy"] is not None:
         parts.append(f"{m['accuracy']:.0%} agreement with gold")

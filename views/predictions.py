@@ -44,7 +44,8 @@ COLUMNS = {
                                            help="The student's predicted label"),
     "confidence": st.column_config.ProgressColumn(
         "confidence", width=90, min_value=0.0, max_value=1.0, format="%.2f",
-        help="The student's probability for its label"),
+        help="The student's probability for its label (after a continuous update, "
+             "calibrated: see the Distill page)"),
     "human": st.column_config.TextColumn("human", width=100,
                                          help="Your review decision, if any"),
     # (no "teacher" column: its label is among the candidates; eight columns fit 1280 px)
