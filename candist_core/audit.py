@@ -188,7 +188,8 @@ def describe(name: str, e: Estimate) -> str:
         return (f"student: {_pct(e.value)} right, {ci}, from {e.n} audited texts it did not "
                 f"train on")
     if name == "export_accuracy":
-        return f"export: {_pct(e.value)} right, {ci}, from {e.n} audited texts"
+        return (f"export: {_pct(e.value)} right, {ci} (rows with a human label count as "
+                f"right; the other rows' share is estimated from {e.n} audited texts)")
     raise ValueError(f"unknown estimate {name!r}")
 
 

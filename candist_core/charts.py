@@ -84,7 +84,8 @@ def training_caption(epochs: list[dict]) -> str:
     if not any(drawn(epochs, key) for key, _ in REFINERY_CURVES):
         parts.append("no refinery set curves (the |D_out|, |D_sl| and |D_hc| groups of texts "
                      "that CanDist's Distribution Refinery treats differently): they exist "
-                     "from the second epoch of the candist method only")
+                     "from the second epoch of the candist method only, once 50 "
+                     "training steps are done: a small project's run may have none")
     return "; ".join(parts) + "." if parts else ""
 
 

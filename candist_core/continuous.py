@@ -164,11 +164,12 @@ def run_kind(config: dict) -> str:
     as the command line and the model folders name them, on every page."""
     if "update_of" not in config:
         return "full distillation"
-    parts = [f"update of run #{config['update_of']}"]
+    parts = [f"update of student run #{config['update_of']}"]
     if config.get("human_labels") is not None:
         parts.append(f"{config['human_labels']} human labels")
     if (config.get("taught_teacher") or {}).get("teacher_run"):
-        parts.append(f"teacher re-taught (run #{config['taught_teacher']['teacher_run']})")
+        parts.append(f"teacher re-taught (teacher run #"
+                     f"{config['taught_teacher']['teacher_run']})")
     if trigger_text(config.get("trigger")):
         parts.append(trigger_text(config.get("trigger")))
     return " · ".join(parts)

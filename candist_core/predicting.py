@@ -152,9 +152,10 @@ def predict_frame(predictor: Predictor, frame: pd.DataFrame, *, options: Predict
     for row, p in zip(keep, probs):
         best = np.argsort(-p, kind="stable")[:k]
         labels[row] = predictor.labels[best[0]]
-        confidence[row] = float(p[best[0]])
+        # 4 decimals, as the export writes them (float32 noise is not information).
+        confidence[row] = round(float(p[best[0]]), 4)
         top_labels[row] = [predictor.labels[j] for j in best]
-        top_probs[row] = [float(p[j]) for j in best]
+        top_probs[row] = [round(float(p[j]), 4) for j in best]
     out = frame.copy()
     for name in OUTPUT_COLUMNS:
         if name in out.columns:

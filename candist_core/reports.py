@@ -25,7 +25,9 @@ def quality_estimate(store, project_id: int) -> dict | None:
     if run is None or not run.epochs:
         return None
     best = next((e for e in run.epochs if e.get("epoch") == run.best_epoch), run.epochs[-1])
-    return {"run_epochs": len(run.epochs), "best_epoch": best.get("epoch"),
+    return {"run_id": run.id, "update": "update_of" in run.config,
+            "run_epochs": len(run.epochs), "best_epoch": best.get("epoch"),
+            "selection_n": best.get("selection_n"),
             "gold_accuracy": best.get("gold_accuracy"),
             "human_accuracy": best.get("human_accuracy"),
             "selection_score": best.get("selection_score"),

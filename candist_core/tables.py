@@ -30,14 +30,17 @@ def content_width(header: str, values: Iterable) -> int:
 
 def fitted_widths(columns: dict[str, Iterable], *, flex: str = "text",
                   fixed: dict[str, int] | None = None, total: int = PAGE_WIDTH,
-                  min_flex: int = MIN_FLEX) -> dict[str, int]:
+                  min_flex: int = MIN_FLEX, whole: tuple[str, ...] = ("id",)
+                  ) -> dict[str, int]:
     """Column -> width in px for ``columns`` (name -> values shown). ``fixed``: widths
     that stay (checkboxes, progress bars). When the columns need more than ``total``
     less ``min_flex`` (what the flexible column keeps at least), the widest are narrowed
-    first, never below their header."""
+    first, never below their header, and the ``whole`` columns (ids: a cut "demo-00" tells
+    rows apart no more) not at all."""
     fixed = fixed or {}
     widths = {c: fixed.get(c) or content_width(c, v) for c, v in columns.items() if c != flex}
-    floor = {c: fixed.get(c) or max(MIN_PX, len(c) * CHAR_PX + PAD_PX) for c in widths}
+    floor = {c: fixed.get(c) or (widths[c] if c in whole else
+                                 max(MIN_PX, len(c) * CHAR_PX + PAD_PX)) for c in widths}
     budget = total - (min_flex if flex in columns else 0)
     while sum(widths.values()) > budget:
         wide = max((c for c in widths if widths[c] > floor[c]), key=widths.get, default=None)
@@ -47,3 +50,11 @@ def fitted_widths(columns: dict[str, Iterable], *, flex: str = "text",
     if flex in columns:
         widths[flex] = max(min_flex, total - sum(widths.values()))
     return widths
+
+
+def shown_columns(columns: dict[str, Iterable], *, keep: tuple[str, ...] = ("id", "text")
+                  ) -> list[str]:
+    """The columns worth a place: ``keep`` and those with at least one value to show (before
+    annotation a project's label, candidates and decision columns are all empty)."""
+    return [c for c, values in columns.items()
+            if c in keep or any(_shown(v).strip() for v in values)]

@@ -188,7 +188,7 @@ def test_audit_intervals_hold_the_gold_figures_of_the_pool(pool):
     assert e["export_accuracy"].contains(export_gold)
     assert e["student_accuracy"] is None                            # no student yet
     assert report.sentences["export_accuracy"].startswith("export: ")
-    assert report.sentences["export_accuracy"].endswith("from 100 audited texts")
+    assert report.sentences["export_accuracy"].endswith("estimated from 100 audited texts)")
     assert report.to_json()["interval"] == "wilson 95%"
 
 

@@ -88,14 +88,14 @@ def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
 def test_the_run_list_names_updates_as_updates():
     assert run_kind({"method": "candist", "epochs": 3}) == "full distillation"
     assert run_kind({"update_of": 11, "human_labels": 57, "trigger": "app: after 50 decisions"}
-                    ) == "update of run #11 · 57 human labels · after 50 decisions"
+                    ) == "update of student run #11 · 57 human labels · after 50 decisions"
     assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli"}
-                    ) == "update of run #12 · 3 human labels · from the command line"
+                    ) == "update of student run #12 · 3 human labels · from the command line"
     assert run_kind({"update_of": 12, "trigger": "app: on demand"}) == \
-        "update of run #12 · on demand"
+        "update of student run #12 · on demand"
     assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli",
                      "taught_teacher": {"teacher_run": 5, "seconds": 0.1}}) == \
-        "update of run #12 · 3 human labels · teacher re-taught (run #5) · from the command line"
+        "update of student run #12 · 3 human labels · teacher re-taught (teacher run #5) · from the command line"
 
 
 # ------------------------------------------------------------------ the store
@@ -350,7 +350,7 @@ def test_the_distill_page_sets_n_updates_on_demand_and_lists_updates(app_db):
                  what="updated student")
     at.run()
     runs = at.dataframe[-1].value
-    assert list(runs["kind"]) == [f"update of run #{base} · 0 human labels · on demand",
+    assert list(runs["kind"]) == [f"update of student run #{base} · 0 human labels · on demand",
                                   "full distillation"]
     assert runs["run"].iloc[1] == f"#{base}"      # the id the command line names it by
     assert list(runs["status"]) == ["done", "done"]

@@ -113,7 +113,8 @@ def test_the_whole_flow_at_1280_px(tmp_path):
         page.goto(f"{url}/annotate?project=med")
         page.get_by_role("button", name="Start annotation").click()
         page.get_by_text("Annotation done").wait_for(timeout=300_000)
-        page.get_by_text(re.compile(r"Latest run #\d+: offline")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"Latest teacher run #\d+: offline")).wait_for(
+            timeout=30_000)
         shoot(page, "annotate")
 
         # Review: every label keeps its key on 10 consecutive texts; decide by keyboard.

@@ -79,7 +79,8 @@ def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
     at.run()
     wait_for_job(at, "Annotation done")
     assert not at.error
-    assert any(re.fullmatch(r"Latest run #\d+: offline / .+", s.value) for s in at.subheader)
+    assert any(re.fullmatch(r"Latest teacher run #\d+: offline / .+", s.value)
+               for s in at.subheader)
     assert metric(at, "Annotated") == "200"
     assert metric(at, "Coverage (1-α)").endswith("%")
     with Store(app_db) as store:

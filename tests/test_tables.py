@@ -11,7 +11,7 @@ def test_ids_get_the_width_they_need_and_the_text_the_rest():
 
 
 def test_a_wide_table_narrows_its_widest_columns_but_never_below_a_header():
-    columns = {"id": ["x" * 40], "text": ["t"], "label_source": ["student"],
+    columns = {"id": ["demo-00123"], "text": ["t"], "label_source": ["student"],
                "candidates": [["technical_problem", "account_access", "returns_refunds"]],
                "gold": ["technical_problem"], "annotators": [1], "confidence": [0.5]}
     widths = fitted_widths(columns, fixed={"confidence": 80})
@@ -19,3 +19,11 @@ def test_a_wide_table_narrows_its_widest_columns_but_never_below_a_header():
     assert MIN_FLEX <= widths["text"] < MIN_FLEX + 8 and widths["confidence"] == 80
     assert widths["label_source"] >= len("label_source") * 8
     assert widths["annotators"] >= len("annotators") * 8
+    assert widths["id"] >= len("demo-00123") * 8            # ids are never cut
+
+
+def test_columns_with_nothing_to_show_leave_their_room_to_the_text():
+    from candist_core.tables import shown_columns
+    table = {"id": ["a"], "text": ["t"], "label": ["", ""], "candidates": [None, ""],
+             "gold": ["x", ""]}
+    assert shown_columns(table, keep=("id", "text")) == ["id", "text", "gold"]

@@ -158,7 +158,7 @@ with st.expander("Conformal candidate sets: sets that hold the right label as of
             run = store.latest_teacher_run(project.id)
         except CandistError as exc:
             st.error(str(exc))
-st.subheader(f"Latest run #{run.id}: {run.teacher} / {run.model} / {run.strategy}",
+st.subheader(f"Latest teacher run #{run.id}: {run.teacher} / {run.model} / {run.strategy}",
              help="Teacher and student runs are numbered by one counter each for the whole "
                   "database (as the command line names them), so a project's first run can "
                   "have a number above 1.")
@@ -192,7 +192,9 @@ def delta(key: str, points: bool = True) -> str | None:
     if before is None or metrics.get(key) is None or before.get(key) is None:
         return None
     change = metrics[key] - before[key]
-    return f"{change * 100:+.1f} pts" if points else f"{change:+.2f}"
+    shown = f"{change * 100:+.1f} pts" if points else f"{change:+.2f}"
+    # No arrow for a change that rounds to nothing (a green "+0.0" reads as progress).
+    return None if shown.lstrip("+-").rstrip(" pts") in ("0.0", "0.00") else shown
 
 
 m = st.columns(5)

@@ -9,7 +9,7 @@ from candist_core.importing import (ImportOptions, file_format, import_csv, plan
                                     read_table)
 from candist_core.records import CandistError
 from candist_core.store import SOURCES
-from candist_core.tables import fitted_widths
+from candist_core.tables import fitted_widths, shown_columns
 from views.common import require_project
 
 store, project = require_project("data")
@@ -118,8 +118,10 @@ rows = store.browse_samples(project.id, **filters, limit=PAGE_SIZE,
 if rows:
     table = pd.DataFrame(rows).fillna("")
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
-    order = ["id", "text", "label", "source", "candidates", "decision", "gold"]
-    fit = fitted_widths({c: table[c] for c in order if c in table})
+    order = shown_columns({c: table[c] for c in ["id", "text", "label", "source",
+                                                 "candidates", "decision", "gold"]
+                           if c in table})
+    fit = fitted_widths({c: table[c] for c in order}, min_flex=240)
     help_ = {"label": "The label the default export policy gives it now (human, then "
                       "student, then teacher)",
              "source": "human, student, teacher or none",

@@ -170,7 +170,7 @@ curves()
 done = store.latest_student_run(project.id)
 if done is not None:
     m = student_run_metrics(store, done)
-    st.caption(f"The latest student: run #{done.id}, "
+    st.caption(f"The latest student: student run #{done.id}, "
                f"{continuous.run_kind(done.config)}. The chart above is the "
                f"latest full distillation's (an update has no epochs to chart).")
     q1, q2, q3 = st.columns(3)
@@ -210,6 +210,7 @@ if runs:
     st.subheader("Runs")
     st.dataframe([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
                    "method": r.method, "status": r.status, "epochs": len(r.epochs),
-                   "best epoch": r.best_epoch if "update_of" not in r.config else None,
+                   "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
+                   else "",
                    "error": r.error or ""} for r in runs],
                  width="stretch", hide_index=True)

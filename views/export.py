@@ -56,12 +56,15 @@ if quality is not None:
         parts.append(f"{quality['gold_accuracy']:.1%} accuracy vs the imported gold labels")
     if quality["human_accuracy"] is not None:
         parts.append(f"{quality['human_accuracy']:.1%} on held-out human decisions")
-    elif quality["selection_score"] is not None and quality["validation"] != "human":
-        parts.append(f"{quality['selection_score']:.1%} of held-back texts labelled inside "
-                     f"the teacher's candidate set")
+    elif quality["selection_score"] is not None and quality["validation"] == "candidates":
+        held = f" {quality['selection_n']}" if quality.get("selection_n") else ""
+        parts.append(f"{quality['selection_score']:.1%} of{held} held-back texts labelled "
+                     f"inside the teacher's candidate set")
     if parts:
-        st.caption(f"Quality estimate of the student labels (best epoch "
-                   f"{quality['best_epoch']}): " + "; ".join(parts) + ".")
+        which = (f"student run #{quality['run_id']}, a continuous update" if quality["update"]
+                 else f"student run #{quality['run_id']}, best epoch {quality['best_epoch']}")
+        st.caption(f"Quality estimate of the student labels ({which}): "
+                   + "; ".join(parts) + ".")
 FORMATS = {"csv": ("CSV (spreadsheets; formula cells neutralised)", "text/csv"),
            "jsonl": ("JSONL (one JSON object a line: Prodigy, Argilla)", "application/jsonl"),
            "parquet": ("Parquet (pandas, Hugging Face datasets; the candidates as a list)",
