@@ -65,7 +65,8 @@ def cmd_init(args) -> int:
 def cmd_import(args) -> int:
     options = ImportOptions(text_col=args.text_col, gold_col=args.gold_col,
                             id_col=args.id_col, encoding=args.encoding,
-                            delimiter=args.delimiter, format=args.format)
+                            delimiter=args.delimiter, format=args.format,
+                            skip_bad_lines=args.skip_bad_lines)
     with _open(args) as store:
         project = store.get_project(args.project)
         report = import_csv(store, project.id, args.csv, options=options)
@@ -475,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-col", default=None, help="optional id column (else ids from text)")
     p.add_argument("--encoding", default=None, help="file encoding (default: UTF-8)")
     p.add_argument("--delimiter", default=",")
+    p.add_argument("--skip-bad-lines", action="store_true",
+                   help="CSV: leave out lines with the wrong number of fields (each is "
+                        "reported by its line number) instead of refusing the file")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
 
     p = add("export", "write the cleaned labels (CSV, JSONL or Parquet)")

@@ -11,6 +11,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,9 @@ class ImportOptions:
     delimiter: str = ","
     max_chars: int = 10_000
     format: str | None = None       # csv | jsonl | parquet; None: from the file name
+    # CSV: leave out lines with the wrong number of fields (each one reported by its line
+    # number) instead of refusing the whole file.
+    skip_bad_lines: bool = False
 
 
 @dataclass
@@ -85,7 +90,7 @@ def read_table(source: str | Path | bytes, *, options: ImportOptions = ImportOpt
             report.nul_bytes_removed = text.count("\x00")
             text = text.replace("\x00", "")
         frame = _read_jsonl(text, label, options) if fmt == "jsonl" else \
-            _read_csv(text, label, options)
+            _read_csv(text, label, options, report)
     frame.columns = [str(c).strip() for c in frame.columns]
     _check_columns(frame, options, label)
     if frame.empty:
@@ -94,18 +99,29 @@ def read_table(source: str | Path | bytes, *, options: ImportOptions = ImportOpt
     return frame, report
 
 
-def _read_csv(text: str, label: str, options: ImportOptions) -> pd.DataFrame:
+def _read_csv(text: str, label: str, options: ImportOptions,
+              report: ImportReport | None = None) -> pd.DataFrame:
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           na_filter=False, sep=options.delimiter, quotechar='"',
-                           skip_blank_lines=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                                na_filter=False, sep=options.delimiter, quotechar='"',
+                                skip_blank_lines=True,
+                                on_bad_lines="warn" if options.skip_bad_lines else "error")
     except pd.errors.EmptyDataError:
         raise CsvImportError(f"CSV file {label} is empty.") from None
     except pd.errors.ParserError as exc:
-        raise CsvImportError(f"CSV file {label} is malformed: {_parser_detail(exc)}. "
-                             f"Check the quoting and the delimiter.") from None
+        detail = _parser_detail(exc)
+        skip = (" or skip the malformed lines (--skip-bad-lines; a checkbox on the Data "
+                "page)" if detail.startswith("Expected") else "")
+        raise CsvImportError(f"CSV file {label} is malformed: {detail}. Check the quoting "
+                             f"and the delimiter{skip}.") from None
     except csv.Error as exc:
         raise CsvImportError(f"CSV file {label} is malformed: {exc}.") from None
+    if report is not None:
+        report.bad_lines = [int(n) for w in caught
+                            for n in re.findall(r"Skipping line (\d+)", str(w.message))]
+    return frame
 
 
 def _read_jsonl(text: str, label: str, options: ImportOptions) -> pd.DataFrame:
@@ -183,6 +199,7 @@ def plan_import(frame: pd.DataFrame, schema: LabelSchema, *, options: ImportOpti
     canonical = {n.casefold(): n for n in schema.names}
     unknown: Counter = Counter()
     seen: set[str] = set()
+    first_row: dict[str, int] = {}
     rows = []
     report.rows = len(texts)
     for row_no, (ext_id, text, gold) in enumerate(zip(ids, texts, golds), start=1):
@@ -200,6 +217,10 @@ def plan_import(frame: pd.DataFrame, schema: LabelSchema, *, options: ImportOpti
             continue
         if len(text) > options.max_chars:
             report.overlong.append(row_no)
+        if text in first_row:   # kept (a text may really occur twice), but said
+            report.repeated_texts.append(row_no)
+        else:
+            first_row[text] = row_no
         if gold is not None:
             gold = gold.strip()
             if not gold:

@@ -87,6 +87,8 @@ class ImportReport:
     overlong: list[int] = field(default_factory=list)
     nul_bytes_removed: int = 0
     encoding: str = "utf-8"
+    bad_lines: list[int] = field(default_factory=list)       # CSV lines left out (1: header)
+    repeated_texts: list[int] = field(default_factory=list)  # rows repeating an earlier text
 
     def summary_line(self) -> str:
         return (f"Imported {self.imported} of {self.rows} rows "
@@ -110,6 +112,15 @@ class ImportReport:
                        f"truncated by the student (rows {_preview(self.overlong)}).")
         if self.nul_bytes_removed:
             out.append(f"{self.nul_bytes_removed} NUL byte(s) were removed from the file.")
+        if self.bad_lines:
+            out.append(f"{len(self.bad_lines)} malformed line(s) were left out (file lines "
+                       f"{_preview(self.bad_lines)}: the wrong number of fields). Mend them "
+                       f"and import the file again: rows already imported are not added "
+                       f"twice.")
+        if self.repeated_texts:
+            out.append(f"{len(self.repeated_texts)} row(s) repeat a text seen earlier in the "
+                       f"file; each copy is kept as a sample of its own (rows "
+                       f"{_preview(self.repeated_texts)}).")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +130,7 @@ class ImportReport:
             "duplicate_ids": len(self.duplicate_ids),
             "unknown_gold": sum(self.unknown_gold.values()), "overlong": len(self.overlong),
             "nul_bytes_removed": self.nul_bytes_removed, "encoding": self.encoding,
+            "bad_lines": len(self.bad_lines), "repeated_texts": len(self.repeated_texts),
         }
 
 

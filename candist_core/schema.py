@@ -53,6 +53,17 @@ def build_schema(task: str, labels: Iterable[Label | dict | str]) -> LabelSchema
     return LabelSchema(task=(task or "").strip(), labels=tuple(parsed))
 
 
+def schema_from_lines(task: str, text: str) -> LabelSchema:
+    """Labels typed one per line, each ``name`` or ``name: description`` (the first colon
+    splits; blank lines are ignored): a new project needs no labels.json."""
+    labels = []
+    for line in text.splitlines():
+        if line.strip():
+            name, _, description = line.partition(":")
+            labels.append({"name": name, "description": description})
+    return build_schema(task, labels)
+
+
 def parse_schema(data: Any) -> LabelSchema:
     """Build a schema from the decoded labels.json object."""
     if not isinstance(data, dict):

@@ -107,3 +107,26 @@ def test_uploaded_bytes_are_read_like_files():
     frame, report = read_table(b"text\nhello\n", name="upload.csv")
     assert frame["text"].tolist() == ["hello"]
     assert report.encoding == "utf-8"
+
+
+def test_malformed_lines_can_be_left_out_each_named_by_its_line(store, project, tmp_path):
+    path = write(tmp_path, "text,label\nfine,pos\nsplit, here,pos\nalso fine,neg\n"
+                           "one,two,three,four\nlast,neg\n")
+    with pytest.raises(Exception, match="line 3.*skip the malformed lines \\(--skip-bad-lines"):
+        import_csv(store, project.id, path, options=GOLD)
+    assert store.count_samples(project.id) == 0               # refused whole by default
+    report = import_csv(store, project.id, path,
+                        options=ImportOptions(gold_col="label", skip_bad_lines=True))
+    assert report.bad_lines == [3, 5] and report.imported == 3
+    assert report.messages()[0].startswith("2 malformed line(s) were left out (file lines "
+                                           "3, 5: the wrong number of fields)")
+    assert [s.text for s in store.samples(project.id)] == ["fine", "also fine", "last"]
+    assert report.to_dict()["bad_lines"] == 2
+
+
+def test_a_repeated_text_is_kept_and_said(store, project, tmp_path):
+    path = write(tmp_path, "text\nsame\nother\nsame\n")
+    report = import_csv(store, project.id, path)
+    assert report.imported == 3 and report.repeated_texts == [3]
+    assert report.messages() == ["1 row(s) repeat a text seen earlier in the file; each copy "
+                                 "is kept as a sample of its own (rows 3)."]

@@ -325,6 +325,25 @@ def test_data_page_counts_and_browses_the_texts(app_db):
     assert all(word.lower() in t.lower() for t in shown["text"])
 
 
+def test_a_new_project_takes_its_labels_typed_one_per_line(app_db):
+    at = page("home")
+    create = next(b for b in at.button if b.label == "Create project")
+    assert create.disabled
+    next(t for t in at.text_input if t.label == "Project name").input("reviews")
+    next(t for t in at.text_input if t.label == "Task (optional)").input("Film reviews")
+    at.text_area[0].input("positive: the reviewer liked it\nnegative: they did not\n")
+    at.run()
+    create = next(b for b in at.button if b.label == "Create project")
+    assert not create.disabled
+    create.click()
+    at.run()
+    assert any("Created project 'reviews'" in s.value for s in at.success)
+    with Store(app_db) as store:
+        schema = store.label_schema(store.get_project("reviews").id)
+    assert schema.task == "Film reviews" and schema.names == ["positive", "negative"]
+    assert schema.labels[1].description == "they did not"
+
+
 def test_home_lists_the_next_step_as_a_link_and_keeps_the_project_in_the_url(app_db):
     at = page("home")
     assert at.query_params["project"] == "trec"
@@ -336,3 +355,18 @@ def test_home_lists_the_next_step_as_a_link_and_keeps_the_project_in_the_url(app
     again.run()
     assert again.subheader[0].value == "Project: second"
     assert "import a file of texts" in again.info[0].value
+
+
+def test_the_reviewer_name_is_kept_in_the_address_so_a_reload_keeps_it(app_db):
+    at = page("review")
+    box = next(t for t in at.sidebar.text_input if t.label == "Reviewer")
+    assert box.value == "reviewer" and "reviewer" not in at.query_params
+    box.input("ana")
+    at.run()
+    assert at.query_params["reviewer"] == "ana"
+    reload = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    reload.query_params.update(project="trec", reviewer="ana")
+    reload.run()
+    reload.switch_page("views/review.py")
+    reload.run()
+    assert next(t for t in reload.sidebar.text_input if t.label == "Reviewer").value == "ana"

@@ -33,3 +33,16 @@ def test_dropping_a_label_in_use_needs_confirmation():
                               "predictions. Confirm the migration to go on.")
     check_replacement({"a", "b"}, new, confirmed=True)
     check_replacement({"a"}, new, confirmed=False)
+
+
+def test_labels_typed_one_per_line_need_no_json_file():
+    from candist_core.schema import schema_from_lines
+    schema = schema_from_lines(" Sort messages ", "billing: charges, invoices: and fees\n\n"
+                                                  "  delivery  \nother:")
+    assert schema.task == "Sort messages"
+    assert schema.names == ["billing", "delivery", "other"]
+    assert schema.labels[0].description == "charges, invoices: and fees"  # first colon only
+    with pytest.raises(SchemaError, match="at least 2 labels"):
+        schema_from_lines("", "only one\n")
+    with pytest.raises(SchemaError, match="Duplicate label name"):
+        schema_from_lines("", "Spam\nspam")

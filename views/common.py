@@ -141,6 +141,8 @@ def current_project(store: Store) -> Project | None:
     name = st.sidebar.selectbox("Project", names, key="project_select", on_change=_choose,
                                 help="Kept in the page address: bookmark or share it.")
     st.query_params["project"] = name
+    if st.session_state.get("reviewer") not in (None, "", DEFAULT_REVIEWER):
+        st.query_params["reviewer"] = st.session_state["reviewer"]   # a reload keeps it
     return projects[names.index(name)]
 
 
@@ -186,6 +188,9 @@ def require_project(page: str | None = None) -> tuple[Store, Project]:
     return store, project
 
 
+DEFAULT_REVIEWER = "reviewer"
+
+
 def reviewer_name() -> str:
     """Who the decisions are recorded under: the signed-in email, never a text box; without
     sign-in, the name typed in the sidebar (kept across pages)."""
@@ -194,10 +199,17 @@ def reviewer_name() -> str:
         if email is None:
             st.stop()
         return email
-    who = st.sidebar.text_input("Reviewer", value=st.session_state.get("reviewer", "reviewer"),
+    kept = st.session_state.get("reviewer") or st.query_params.get("reviewer") \
+        or DEFAULT_REVIEWER
+    who = st.sidebar.text_input("Reviewer", value=kept,
                                 help="Your name in the audit trail. Undo and the history "
-                                     "below show only the decisions made under this name.")
+                                     "below show only the decisions made under this name. "
+                                     "Kept in the page address, so a reload keeps it.")
     st.session_state["reviewer"] = who
+    if who and who != DEFAULT_REVIEWER:
+        st.query_params["reviewer"] = who
+    elif "reviewer" in st.query_params:
+        del st.query_params["reviewer"]
     return who
 
 

@@ -29,24 +29,30 @@ def import_section() -> None:
     if upload is None:
         return
     fmt = file_format(upload.name)
-    delimiter, encoding = ",", "auto (UTF-8)"
+    delimiter, encoding, skip_bad = ",", "auto (UTF-8)", False
+    r1, r2, r3 = st.columns(3, vertical_alignment="bottom")
     if fmt == "csv":
-        delimiter = st.selectbox("Delimiter", [",", ";", "\t", "|"],
+        delimiter = r1.selectbox("Delimiter", [",", ";", "\t", "|"],
                                  format_func=lambda d: {"\t": "tab"}.get(d, d))
+        skip_bad = r3.checkbox("Skip malformed lines", help="Leave out lines with the wrong "
+                               "number of fields (each is listed by its line number) instead "
+                               "of refusing the whole file.")
     if fmt != "parquet":
-        encoding = st.selectbox("Encoding", ["auto (UTF-8)", "cp1252", "latin-1", "utf-16"],
+        encoding = r2.selectbox("Encoding", ["auto (UTF-8)", "cp1252", "latin-1", "utf-16"],
                                 help="The character encoding of the file; UTF-8 (with or "
                                      "without BOM) is read automatically.")
     data = upload.getvalue()
     try:
-        frame, _ = read_table(data, name=upload.name, options=ImportOptions(
-            text_col=None, delimiter=delimiter,
+        frame, read_report = read_table(data, name=upload.name, options=ImportOptions(
+            text_col=None, delimiter=delimiter, skip_bad_lines=skip_bad,
             encoding=None if encoding.startswith("auto") else encoding))
     except CandistError as exc:
         st.error(str(exc))
         return
     columns = list(frame.columns)
-    st.dataframe(frame.head(20), width="stretch")
+    preview = frame.head(20)
+    preview.index = range(1, len(preview) + 1)   # "row N" in the messages below
+    st.dataframe(preview, width="stretch")
     c1, c2, c3 = st.columns(3)
     text_col = c1.selectbox("Text column", columns,
                             index=columns.index("text") if "text" in columns else 0)
@@ -61,9 +67,10 @@ def import_section() -> None:
                                "the same file twice adds nothing.")
     options = ImportOptions(text_col=text_col, gold_col=None if gold_col == none else gold_col,
                             id_col=None if id_col == none else id_col, delimiter=delimiter,
-                            encoding=None if encoding.startswith("auto") else encoding)
+                            encoding=None if encoding.startswith("auto") else encoding,
+                            skip_bad_lines=skip_bad)
     plan = plan_import(frame, store.label_schema(project.id), options=options,
-                       existing_ids=store.existing_ext_ids(project.id))
+                       existing_ids=store.existing_ext_ids(project.id), report=read_report)
     st.write(f"{len(plan.rows)} new row(s) of {plan.report.rows}; "
              f"{plan.report.already_present} already in the project.")
     for line in plan.report.messages():

@@ -178,7 +178,7 @@ if done is not None:
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
               help="Share of the texts with an imported gold label that the latest "
                    "finished student labels correctly.")
-    q2.metric("Agrees with your labels",
+    q2.metric("Agrees with your labels (trained on)",
               f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else
               "-", help="Share of your review labels the student also predicts. It trained "
                         "on them, so this is optimistic: not a held-out score.")

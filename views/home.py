@@ -5,7 +5,7 @@ import streamlit as st
 
 from candist_core.access import can_open
 from candist_core.records import CandistError
-from candist_core.schema import read_schema
+from candist_core.schema import read_schema, schema_from_lines
 from candist_core.workflow import PAGES, next_action, next_step
 from views.common import (current_project, current_user, get_store, require_page, role_in,
                           show_quality)
@@ -23,9 +23,10 @@ if role == "owner":
     st.caption(f"Database: {store.path}")
 
 
-def create(name: str, upload) -> None:
+def create(name: str, upload, task: str, typed: str) -> None:
     try:
-        schema = read_schema(upload.getvalue(), name=upload.name)
+        schema = (read_schema(upload.getvalue(), name=upload.name) if upload is not None
+                  else schema_from_lines(task, typed))
         made = store.create_project(name, schema)
     except CandistError as exc:
         st.session_state["create_error"] = str(exc)
@@ -99,12 +100,28 @@ def my_stats(project) -> None:
 def new_project_section() -> None:
     with st.expander("New project", expanded=project is None):
         name = st.text_input("Project name", help="Letters, digits, spaces, '.', '-' or '_'.")
+        task = st.text_input("Task (optional)", placeholder="Sort customer messages by topic",
+                             help="One sentence on what the labels are for: the teacher reads "
+                                  "it. The Labels page can change it later.")
+        typed = st.text_area(
+            "Labels, one per line", height=130,
+            placeholder="billing: charges, invoices, refunds of fees\n"
+                        "delivery: where a parcel is, late or lost orders\nother",
+            help="At least two. 'name: description' or just the name; the description "
+                 "helps the teacher tell the labels apart (the Labels page edits both "
+                 "later).")
         upload = st.file_uploader(
-            "labels.json", type=["json"], key="new_labels",
-            help='{"task": "...", "labels": [{"name": "...", "description": "..."}]}: at '
-                 'least two labels; the descriptions help the teacher tell them apart.')
-        st.button("Create project", disabled=not name or upload is None, on_click=create,
-                  args=(name, upload))
+            "... or a labels.json", type=["json"], key="new_labels",
+            help='{"task": "...", "labels": [{"name": "...", "description": "..."}]}, as '
+                 'the Labels page downloads it; used instead of the typed labels.')
+        missing = ("Give the project a name." if not name else
+                   "Type at least two labels or upload a labels.json."
+                   if upload is None and len([x for x in typed.splitlines() if x.strip()]) < 2
+                   else None)
+        st.button("Create project", disabled=missing is not None, on_click=create,
+                  args=(name, upload, task, typed), help=missing)
+        if missing and (name or typed):
+            st.caption(missing)
         error = st.session_state.pop("create_error", None)
         if error:
             st.error(error)

@@ -11,6 +11,8 @@ from views.common import require_project
 
 store, project = require_project("labels")
 st.title("Labels")
+if flash := st.session_state.pop("labels_flash", None):
+    st.success(flash)
 schema = store.label_schema(project.id)
 in_use = store.labels_in_use(project.id)
 
@@ -46,9 +48,13 @@ if st.button("Save labels", type="primary"):
                              for r in rows if str(r["name"]).strip()})
         store.replace_labels(project.id, new)
         store.set_label_keys(project.id, chosen)
-        st.success(f"Saved {len(new.labels)} labels.")
     except CandistError as exc:
         st.error(str(exc))
+    else:
+        # Redrawn from the database: a new label shows the review key it was given.
+        st.session_state.pop("labels_editor", None)
+        st.session_state["labels_flash"] = f"Saved {len(new.labels)} labels."
+        st.rerun()
 
 col1, col2 = st.columns(2)
 col1.download_button("Download labels.json", json.dumps(schema_to_dict(schema), indent=2),

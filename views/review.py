@@ -226,6 +226,10 @@ if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue
         if st.session_state.get("review_shown") is not None and \
                 not st.session_state.get("review_keep_shown"):
             store.release_lease(project.id, st.session_state["review_shown"], who)
+    if st.session_state.get("review_first") and \
+            st.session_state.get("review_shown") is not None:
+        # Texts sent from Student labels come first, before the one left open here.
+        store.release_lease(project.id, st.session_state["review_shown"], who)
     st.session_state["queue"] = load_queue(kept)
     st.session_state["queue_key"] = queue_key
 st.session_state.pop("review_keep_shown", None)
@@ -312,7 +316,9 @@ def status_lines() -> None:
     left = len(ambiguous) - int(np.isin(ambiguous, decided).sum())
     st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
                 text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
-                     f"label) still undecided")
+                     f"label) still undecided"
+                     + ("" if used == "set_size" else "; this order also serves texts with "
+                        "one candidate"))
     pace = recent_pace([d.created for d in MINE], now=time.time())
     st.caption(f"{len(decided)} decided in the project · your pace: "
                + (f"{pace:.1f} decisions/minute over the last 10 minutes" if pace

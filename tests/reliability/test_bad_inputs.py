@@ -82,7 +82,8 @@ CATALOGUE = [
          ["error: The id column 'id' is not in {d}/in.csv. Columns found: 'text'."]),
     Case("ragged rows", {"in.csv": b"text,label\na,pos\nb,neg,extra,more\n"}, IMPORT, 2,
          ["error: CSV file {d}/in.csv is malformed: Expected 2 fields in line 3, saw 4. "
-          "Check the quoting and the delimiter."]),
+          "Check the quoting and the delimiter or skip the malformed lines "
+          "(--skip-bad-lines; a checkbox on the Data page)."]),
     Case("unclosed quote", {"in.csv": b'text\n"never closed\n'}, IMPORT, 2,
          ["error: CSV file {d}/in.csv is malformed: EOF inside string starting at row 1. "
           "Check the quoting and the delimiter."]),
@@ -106,6 +107,13 @@ CATALOGUE = [
     Case("empty and whitespace texts", {"in.csv": b'text\n""\n"   "\nfine\n'}, IMPORT, 0,
          ["Imported 1 of 3 rows (0 already present).",
           "warning: 2 row(s) with an empty text were skipped (rows 1, 2)."], 1),
+    Case("ragged rows left out on request",
+         {"in.csv": b"text,label\na,pos\nb,neg,extra,more\nc,neg\n"},
+         IMPORT + ["--skip-bad-lines"], 0,
+         ["Imported 2 of 2 rows (0 already present).",
+          "warning: 1 malformed line(s) were left out (file lines 3: the wrong number of "
+          "fields). Mend them and import the file again: rows already imported are not "
+          "added twice."], 2),
     Case("duplicate ids", {"in.csv": b"id,text\n1,a\n1,b\n2,c\n"}, IMPORT + ["--id-col", "id"],
          0, ["Imported 2 of 3 rows (0 already present).",
              "warning: 1 row(s) repeat an id seen earlier in the file and were skipped "
