@@ -66,7 +66,8 @@ def cmd_import(args) -> int:
     options = ImportOptions(text_col=args.text_col, gold_col=args.gold_col,
                             id_col=args.id_col, encoding=args.encoding,
                             delimiter=args.delimiter, format=args.format,
-                            skip_bad_lines=args.skip_bad_lines)
+                            skip_bad_lines=args.skip_bad_lines,
+                            gold_map=parse_gold_map(args.gold_map))
     with _open(args) as store:
         project = store.get_project(args.project)
         report = import_csv(store, project.id, args.csv, options=options)
@@ -77,6 +78,17 @@ def cmd_import(args) -> int:
     for line in report.messages():
         print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def parse_gold_map(text: str) -> tuple[tuple[str, str], ...]:
+    """``pos=positive,neg=negative`` as pairs; a part without '=' is refused."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        value, sep, label = part.partition("=")
+        if not sep or not value.strip() or not label.strip():
+            raise CandistError(f"--gold-map: {part!r} is not VALUE=LABEL.")
+        pairs.append((value.strip(), label.strip()))
+    return tuple(pairs)
 
 
 @command("export")
@@ -476,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-col", default=None, help="optional id column (else ids from text)")
     p.add_argument("--encoding", default=None, help="file encoding (default: UTF-8)")
     p.add_argument("--delimiter", default=",")
+    p.add_argument("--gold-map", default="", metavar="FILE=LABEL,...",
+                   help="gold values of the file as the project's labels, e.g. "
+                        "pos=positive,neg=negative")
     p.add_argument("--skip-bad-lines", action="store_true",
                    help="CSV: leave out lines with the wrong number of fields (each is "
                         "reported by its line number) instead of refusing the file")

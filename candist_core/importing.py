@@ -56,6 +56,9 @@ class ImportOptions:
     # CSV: leave out lines with the wrong number of fields (each one reported by its line
     # number) instead of refusing the whole file.
     skip_bad_lines: bool = False
+    # Gold values of the file -> label names of the schema ("pos" -> "positive"), for a
+    # file whose gold column spells the labels its own way.
+    gold_map: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -197,6 +200,11 @@ def plan_import(frame: pd.DataFrame, schema: LabelSchema, *, options: ImportOpti
            else _content_ids(texts))
     names = set(schema.names)
     canonical = {n.casefold(): n for n in schema.names}
+    mapped = dict(options.gold_map)
+    wrong = sorted(v for v in mapped.values() if v not in names)
+    if wrong:
+        raise CsvImportError(f"The gold-label mapping names labels that are not in the "
+                             f"project: {', '.join(map(repr, wrong))}.")
     unknown: Counter = Counter()
     seen: set[str] = set()
     first_row: dict[str, int] = {}
@@ -225,6 +233,8 @@ def plan_import(frame: pd.DataFrame, schema: LabelSchema, *, options: ImportOpti
             gold = gold.strip()
             if not gold:
                 gold = None
+            elif gold in mapped:
+                gold = mapped[gold]
             elif gold not in names:
                 match = canonical.get(gold.casefold())
                 if match is None:

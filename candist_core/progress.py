@@ -14,7 +14,15 @@ from datetime import datetime
 # Rough seconds per text and epoch (everything included: loading, tokenizing, training,
 # the per-epoch prediction pass) before this machine has timed a run of its own.
 # CPU: a 300-text, 1-epoch MiniLM run took 246 s on a 2-core laptop (issue 14).
-DEFAULT_SECONDS_PER_TEXT_EPOCH = {"cpu": 0.8, "mps": 0.1, "cuda": 0.01}
+# The first run's guess, before any run is timed on the machine: seconds per token and
+# epoch (a pass of training plus the epoch's prediction pass), and a fixed start (loading the
+# model, tokenizing). Measured (bench/RESULTS.md "Default distillation time"): 2,000 texts of
+# ~55 tokens, 4 epochs, 428 s on 2 CPU cores, i.e. 1 ms a token-epoch. A text costs at least
+# its padding to 32 tokens and at most the 128-token cut.
+SECONDS_PER_TOKEN_EPOCH = {"cpu": 1e-3, "mps": 1.25e-4, "cuda": 1.25e-5}
+START_SECONDS = {"cpu": 30.0, "mps": 20.0, "cuda": 15.0}
+CHARS_PER_TOKEN = 4.0
+MIN_TOKENS, MAX_TOKENS = 32, 128
 
 
 @dataclass(frozen=True)
@@ -65,16 +73,20 @@ def timed_runs(store, *, limit: int = 5) -> list[tuple[int, int, float]]:
 
 
 def estimate_distillation(timed: list[tuple[int, int, float]], *, texts: int, epochs: int,
-                          device: str = "cpu") -> Estimate:
+                          device: str = "cpu", mean_chars: float = 200.0) -> Estimate:
     """Seconds a run over ``texts`` texts for ``epochs`` epochs should take, from
-    ``timed`` (see :func:`timed_runs`; the median seconds per text and epoch), else from
-    :data:`DEFAULT_SECONDS_PER_TEXT_EPOCH` of ``device``."""
+    ``timed`` (see :func:`timed_runs`; the median seconds per text and epoch), else a guess
+    from the texts' mean length (``mean_chars``) and :data:`SECONDS_PER_TOKEN_EPOCH` of
+    ``device``. (The guess was 0.8 s a text-epoch: 8 min for the 150 short demo texts that
+    train in about a minute.)"""
     rates = sorted(took / (n * e) for n, e, took in timed if n and e)
     if rates:
         rate = rates[len(rates) // 2]
         return Estimate(rate * texts * epochs, True, len(rates))
-    rate = DEFAULT_SECONDS_PER_TEXT_EPOCH.get(device, DEFAULT_SECONDS_PER_TEXT_EPOCH["cpu"])
-    return Estimate(rate * texts * epochs, False, 0)
+    kind = device if device in SECONDS_PER_TOKEN_EPOCH else "cpu"
+    tokens = min(MAX_TOKENS, max(MIN_TOKENS, mean_chars / CHARS_PER_TOKEN))
+    return Estimate(START_SECONDS[kind] + SECONDS_PER_TOKEN_EPOCH[kind] * tokens * texts
+                    * epochs, False, 0)
 
 
 @dataclass

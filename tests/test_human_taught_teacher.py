@@ -360,7 +360,7 @@ def test_the_annotate_page_offers_to_reannotate_once_people_have_decided(
     with Store(db) as store:
         runs = store.teacher_runs(store.get_project("trec").id)
     assert len(runs) == 2 and runs[0].params["human_labels"] == 20
-    assert any(f"Latest run #{runs[0].id}" in s.value for s in at.subheader)
+    assert any(f"Latest teacher run #{runs[0].id}" in s.value for s in at.subheader)
 
 
 def test_one_action_picks_the_path_by_the_teachers_kind(store, fake, animals):

@@ -130,3 +130,14 @@ def test_a_repeated_text_is_kept_and_said(store, project, tmp_path):
     assert report.imported == 3 and report.repeated_texts == [3]
     assert report.messages() == ["1 row(s) repeat a text seen earlier in the file; each copy "
                                  "is kept as a sample of its own (rows 3)."]
+
+
+def test_gold_values_spelled_another_way_are_mapped_to_the_labels(store, project, tmp_path):
+    path = write(tmp_path, "text,label\na,p\nb,n\nc,meh\n")
+    report = import_csv(store, project.id, path, options=ImportOptions(
+        gold_col="label", gold_map=(("p", "pos"), ("n", "neg"))))
+    assert [s.gold for s in store.samples(project.id)] == ["pos", "neg", None]
+    assert report.unknown_gold == {"meh": 1}
+    with pytest.raises(Exception, match="not in the project: 'positive'"):
+        import_csv(store, project.id, path, options=ImportOptions(
+            gold_col="label", gold_map=(("p", "positive"),)))

@@ -45,7 +45,7 @@ def test_the_page_labels_an_uploaded_file_with_the_chosen_student(tmp_path, trec
         run_id = distill_project(store, project.id, StudentConfig(epochs=1))
     at = open_predict(db, monkeypatch)
     student = next(s for s in at.selectbox if s.label == "Student")
-    assert student.format_func(student.value).startswith("Run 1, candist")
+    assert student.format_func(student.value).startswith(f"Run #{run_id}, candist")
     assert "trust_remote_code=True" in at.code[0].value
     upload = pd.read_csv(trec_dir / "test.csv").head(20).rename(columns={"text": "question"})
     at.file_uploader[0].upload("new.csv", upload.to_csv(index=False).encode(), "text/csv")

@@ -11,6 +11,18 @@ def test_estimate_uses_this_machines_runs_else_says_it_is_a_guess():
     assert not guess.measured and "rough guess" in guess.describe()
 
 
+def test_the_first_guess_follows_the_texts_length_and_the_device():
+    def guess(**kw):
+        return estimate_distillation([], epochs=4, **kw).seconds
+    # The measured reference: 2,000 texts of ~55 tokens, 4 epochs, 428 s on 2 CPU cores.
+    assert 380 < guess(texts=2000, mean_chars=220, device="cpu") < 480
+    # 150 short demo texts: about a minute, not the 8 minutes of a flat per-text rate.
+    assert guess(texts=150, mean_chars=50, device="cpu") < 90
+    # Long texts cost no more than the 128-token cut; a GPU is far faster.
+    assert guess(texts=1000, mean_chars=5000) == guess(texts=1000, mean_chars=512)
+    assert guess(texts=2000, mean_chars=220, device="cuda") < 30
+
+
 def test_stages_are_named_and_the_eta_never_grows_with_a_steady_step_rate():
     clock = [100.0]
     progress = DistillProgress(epochs=2, clock=lambda: clock[0])

@@ -1,6 +1,7 @@
 """Data: import a CSV, JSONL or Parquet file (map its columns, check, import), and browse
 the project's texts with full-text search and filters."""
 import json
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -69,8 +70,23 @@ def import_section() -> None:
                             id_col=None if id_col == none else id_col, delimiter=delimiter,
                             encoding=None if encoding.startswith("auto") else encoding,
                             skip_bad_lines=skip_bad)
-    plan = plan_import(frame, store.label_schema(project.id), options=options,
-                       existing_ids=store.existing_ext_ids(project.id), report=read_report)
+    schema, existing = store.label_schema(project.id), store.existing_ext_ids(project.id)
+    unknown = plan_import(frame, schema, options=options,
+                          existing_ids=existing).report.unknown_gold
+    if unknown:
+        st.caption("Gold values that are not label names: say which label each one means "
+                   "(or leave it dropped).")
+        drop = "(drop)"
+        chosen = {}
+        for column, value in zip(st.columns(min(4, len(unknown))) * len(unknown),
+                                 sorted(unknown, key=lambda v: (-unknown[v], v))[:20]):
+            pick = column.selectbox(f"'{value}' ({unknown[value]} rows) means", [drop, *labels],
+                                    key=f"gold-map-{value}")
+            if pick != drop:
+                chosen[value] = pick
+        options = replace(options, gold_map=tuple(sorted(chosen.items())))
+    plan = plan_import(frame, schema, options=options, existing_ids=existing,
+                       report=read_report)
     st.write(f"{len(plan.rows)} new row(s) of {plan.report.rows}; "
              f"{plan.report.already_present} already in the project.")
     for line in plan.report.messages():

@@ -96,7 +96,8 @@ config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        model=model or None, head_init=head_init)
 texts = store.count_samples(project.id)
 estimate = estimate_distillation(timed_runs(store), texts=texts, epochs=int(epochs),
-                                 device=device.type)
+                                 device=device.type,
+                                 mean_chars=store.mean_text_chars(project.id))
 if not (job and job.running):
     st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}.")
 if st.button("Start distillation", type="primary", disabled=bool(job and job.running)):

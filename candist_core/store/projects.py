@@ -138,6 +138,11 @@ class SamplesTable:
         return self._c.scalar("SELECT COUNT(*) FROM samples WHERE project_id = ?",
                               [project_id])
 
+    def mean_text_chars(self, project_id: int) -> float:
+        """The mean length of the project's texts in characters (0 without texts)."""
+        return float(self._c.scalar("SELECT COALESCE(AVG(LENGTH(text)), 0) FROM samples "
+                                    "WHERE project_id = ?", [project_id]))
+
     def samples(self, project_id: int, *, ids: Iterable[int] | None = None,
                 limit: int | None = None, offset: int = 0) -> list[Sample]:
         """Samples in import order, or the given ``ids`` in the order given."""
