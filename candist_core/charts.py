@@ -50,10 +50,11 @@ def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Fi
 REFINERY_CURVES = (("d_out", "outside the set (|D_out|)"), ("d_sl", "sharpened (|D_sl|)"),
                    ("d_hc", "trusted outside the set (|D_hc|)"))
 CURVE_MEANINGS = {
-    "loss": "loss: the training loss, lower is better over a run; for candist it is measured "
-            "against targets built from the student's own predictions over each candidate "
-            "set, which sharpen as it learns, so it can rise within an epoch while the "
-            "labels improve",
+    "loss": "loss: the training loss. For candist it is not a plain fit score: its targets "
+            "come from the student's own predictions over each candidate set and sharpen as "
+            "it learns, and regularisers (mixup, a masked view) are phased in over the run, "
+            "so it usually rises while the labels improve; the selection score, not the "
+            "loss, picks the epoch kept",
     "human_accuracy": "accuracy on human decisions: on the held-out texts people labelled",
     "selection_score": "selection score: how the best epoch is picked without gold labels: "
                        "accuracy on held-out human decisions when there are 20 or more, "
@@ -86,12 +87,14 @@ def training_caption(epochs: list[dict]) -> str:
                      "that CanDist's Distribution Refinery treats differently): they exist "
                      "from the second epoch of the candist method only, once 50 "
                      "training steps are done: a small project's run may have none")
-    return "; ".join(parts) + "." if parts else ""
+    # One line per curve (Markdown list items in st.caption): a paragraph was hard to scan.
+    return "\n".join(f"- {part}." for part in parts)
 
 
-def training_figure(epochs: list[dict]) -> go.Figure:
+def training_figure(epochs: list[dict], *, kept: int | None = None) -> go.Figure:
     """The training loss of every step (x in epochs: step i of epoch k at k - 1 + i/n), the
-    per-epoch scores, and the refinery's set sizes on the right axis."""
+    per-epoch scores, and the refinery's set sizes on the right axis; ``kept``: the epoch
+    whose weights were kept, marked with a line."""
     fig = go.Figure()
     xs = [e["epoch"] for e in epochs]
     steps_x, steps_y = [], []
@@ -125,6 +128,9 @@ def training_figure(epochs: list[dict]) -> go.Figure:
                       # the legend above the plot, clear of both y axes
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(t=90))
+    if kept is not None and len(epochs) > 1:
+        fig.add_vline(x=kept, line_dash="dot", line_color="gray",
+                      annotation_text=f"kept: epoch {kept}", annotation_position="top left")
     return fig
 
 

@@ -135,7 +135,7 @@ def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
         line = f"Student last trained {_decisions(fresh.new)} ago"
     if fresh.taught_teacher is not None:
         line += (f" · its last update re-taught the teacher with the human labels (teacher "
-                 f"run #{fresh.taught_teacher}), so the candidate sets changed")
+                 f"run #{fresh.taught_teacher}; the Annotate page shows what it changed)")
     if fresh.newer_teacher is not None:
         line += (f" · it learned from an older teacher run than the current one "
                  f"(#{fresh.newer_teacher}): the next update uses the new candidates")
@@ -181,13 +181,13 @@ def calibration_text(epochs: list[dict]) -> str:
     how = (epochs[0] if epochs else {}).get("calibration")
     if not how:
         return ""
-    t = how["temperature"]
-    source = (f"fitted on {how['humans']} human labels, each left out of its own update"
-              if how.get("fitted") is not None else
-              "to stay as confident as the full distillation it started from")
-    return (f"Its percentages are calibrated: the trained output divided by a temperature of "
-            f"{t:.2f}, {source}. An update's self-training makes a student surer without "
-            f"making it more often right; the labels and the queue's order do not change.")
+    fitted = how.get("fitted") is not None
+    source = (f"checked against {how['humans']} of your labels, each predicted by an update "
+              f"that had not seen it" if fitted else
+              "kept at the full distillation's level")
+    return (f"Its percentages are calibrated ({source}): retraining on your labels makes a "
+            f"student surer faster than it makes it right. Labels and queue order are not "
+            f"affected.")
 
 
 # ----------------------------------------------------------------- orchestration

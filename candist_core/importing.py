@@ -115,8 +115,9 @@ def _read_csv(text: str, label: str, options: ImportOptions,
         raise CsvImportError(f"CSV file {label} is empty.") from None
     except pd.errors.ParserError as exc:
         detail = _parser_detail(exc)
-        skip = (" or skip the malformed lines (--skip-bad-lines; a checkbox on the Data "
-                "page)" if detail.startswith("Expected") else "")
+        skip = (" or leave the malformed lines out ('Skip malformed lines' on the Data "
+                "page, --skip-bad-lines on the command line)" if detail.startswith("Expected")
+                else "")
         raise CsvImportError(f"CSV file {label} is malformed: {detail}. Check the quoting "
                              f"and the delimiter{skip}.") from None
     except csv.Error as exc:

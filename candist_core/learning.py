@@ -154,21 +154,28 @@ class Calibration:
 def calibrate(head: Head, start: Head, full: Head, pooled: torch.Tensor, cand: torch.Tensor,
               fixed: torch.Tensor, fixed_targets: torch.Tensor, config: UpdateConfig,
               components: Components = Components(), *, min_humans: int = 20,
-              folds: int = 5) -> tuple[Head, Calibration]:
+              folds: int = 5, fold_rows: int = 5000) -> tuple[Head, Calibration]:
     """``head`` (a fresh update of ``start``) with a temperature, so that the percentages
     the app shows do not claim more than is known.
 
     Measured (bench/RESULTS.md, Session 10): the update's rounds of self-training lift the
     mean confidence with no gain in accuracy (TREC, no new decision: 62.6 -> 84.6 % at
     55 % accuracy), because candidate targets reward agreeing with the sets, not being
-    right. So:
+    right. Two estimates:
 
-    - with at least ``min_humans`` human labels, the labels decide: temperature scaling on
+    - matching: the temperature at which the update is exactly as confident, on the texts
+      people did not label, as the full distillation it started from (``full``);
+    - fitted, with at least ``min_humans`` human labels: temperature scaling on
       out-of-fold logits, each fold's labels left out of its own update (``folds`` extra
-      updates, a fraction of a second each at 2,000 texts);
-    - with fewer, nothing shows the update is surer than the full distillation it started
-      from (``full``): it is made exactly as confident on the texts people did not label.
-      This estimate would be wrong later: human labels make the student more often right.
+      updates, a fraction of a second each at 2,000 texts, on at most ``fold_rows``
+      unlabelled texts).
+
+    The fitted one is kept when there is one. Measured against the rule "the fitted one,
+    but never softer than matching" (an update never shown less sure than the full student):
+    within 1.5 points of calibration error on TREC and Banking77, and up to 17 points worse
+    on Medical Abstracts, whose full student is itself over-confident (80 % shown, 56 %
+    right). Queue-chosen labels are the hard texts; a reviewer's labels that disagree with
+    the student (a walk's test clicks) make it softer still, as they should.
     """
     rest = ~fixed & cand.any(1)
     rest = rest if rest.any() else torch.ones_like(fixed)
@@ -177,15 +184,23 @@ def calibrate(head: Head, start: Head, full: Head, pooled: torch.Tensor, cand: t
     humans = torch.nonzero(fixed).squeeze(1)
     fitted = None
     if len(humans) >= min_humans:
+        # The fold updates learn from every human row and at most ``fold_rows`` of the
+        # others (a seeded sample): at 100,000 texts five full updates would cost minutes.
+        others = torch.nonzero(~fixed).squeeze(1)
+        if len(others) > fold_rows:
+            pick = torch.randperm(len(others), generator=torch.Generator().manual_seed(
+                config.seed))[:fold_rows]
+            others = others[pick]
+        rows = torch.cat([humans, others]).sort().values
+        place = torch.searchsorted(rows, humans)          # the human rows within ``rows``
         fold_of = torch.arange(len(humans)) % folds
         held_logits = torch.zeros((len(humans), head.weight.shape[0]))
         for k in range(folds):
-            held = humans[fold_of == k]
-            keep = fixed.clone()
-            keep[held] = False
-            fold_head, _ = update_head(start, pooled, cand, keep, fixed_targets, config,
-                                       components)
-            held_logits[fold_of == k] = fold_head.logits(pooled[held])
+            keep = fixed[rows].clone()
+            keep[place[fold_of == k]] = False
+            fold_head, _ = update_head(start, pooled[rows], cand[rows], keep,
+                                       fixed_targets[rows], config, components)
+            held_logits[fold_of == k] = fold_head.logits(pooled[humans[fold_of == k]])
         fitted = temperature_fitting(held_logits, fixed_targets[humans].argmax(1))
     temperature = fitted if fitted is not None else matching
     return (Head(head.weight, head.bias, head.cosine, head.scale, temperature),

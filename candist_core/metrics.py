@@ -104,6 +104,7 @@ def teacher_run_metrics(store, run: TeacherRun, num_classes: int, *,
         "strategy": run.strategy, "status": run.status, "annotated": len(ok),
         "coverage": stats["coverage"], "mean_labels": stats["mean_labels"],
         "beta": stats["beta"], "f1": stats["f1"], "sa_accuracy": stats["sa_accuracy"],
+        "n_gold": stats["n_gold"],      # the texts coverage and SA accuracy are measured on
         "invalid_rate": invalid / len(rows) if rows else 0.0,
         "set_sizes": stats["set_sizes"], "errors": dict(errors), "per_class": per_class,
         "summary": run.summary,
@@ -114,13 +115,18 @@ def student_run_metrics(store, run: StudentRun) -> dict:
     """Accuracy of a student run's predictions against gold labels and human decisions."""
     by_sample = {p.sample_id: p.label for p in store.predictions(run.id)}
     gold = store.gold_labels(run.project_id)
-    human = [(by_sample[sid], d.label) for sid, d in
+    human = [(by_sample[sid], d.label, d.created < run.created) for sid, d in
              store.current_decisions(run.project_id).items()
              if d.action == "label" and sid in by_sample]
+    unseen = [(p, h) for p, h, seen in human if not seen]
     return {
         "run_id": run.id, "method": run.method, "status": run.status,
         "accuracy": accuracy(list(by_sample.values()), [gold.get(s) for s in by_sample]),
-        "human_accuracy": accuracy([p for p, _ in human], [h for _, h in human]),
+        "human_accuracy": accuracy([p for p, _, _ in human], [h for _, h, _ in human]),
+        # The run trained on the labels that existed when it started; those made since are
+        # a held-out check (though the queue chose them: the hard texts).
+        "human_labels": len(human), "human_labels_trained": len(human) - len(unseen),
+        "human_accuracy_since": accuracy([p for p, _ in unseen], [h for _, h in unseen]),
         "epochs_run": len(run.epochs), "best_epoch": run.best_epoch,
         "predicted": len(by_sample),
     }

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Iterable
 
 PAGE_WIDTH = 800    # px a table has in the wide layout at 1280 px, sidebar open
-CHAR_PX = 8         # one character of the table font, generously
-PAD_PX = 26         # a cell's padding
+CHAR_PX = 7         # one character of the table font (Source Sans at 14 px: ~6.7), rounded up
+PAD_PX = 20         # a cell's padding (16 px) and a margin
 MIN_PX, MAX_PX = 60, 190
 MIN_FLEX = 140
 

@@ -78,8 +78,8 @@ def test_after_a_failed_update_the_next_try_waits_for_n_more_labels():
      "Student last trained 9 decisions ago · a full distillation is running"),
     (Freshness(every=50, student_run=3, new=0, taught_teacher=7),
      "Student up to date with every decision · its last update re-taught the teacher with "
-     "the human labels (teacher run #7), so the candidate sets changed · next update after "
-     "50 more"),
+     "the human labels (teacher run #7; the Annotate page shows what it changed) · next "
+     "update after 50 more"),
 ])
 def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
     assert describe(fresh) == line
@@ -517,7 +517,7 @@ def test_the_distill_page_says_how_an_update_s_confidence_was_calibrated():
     assert calibration_text([{"epoch": 3}]) == ""          # a full run: nothing to say
     fitted = calibration_text([{"calibration": {"temperature": 2.4, "matching": 3.1,
                                                 "fitted": 2.4, "humans": 60}}])
-    assert "temperature of 2.40, fitted on 60 human labels" in fitted
-    matched = calibration_text([{"calibration": {"temperature": 1.8, "matching": 1.8,
-                                                 "fitted": None, "humans": 5}}])
-    assert "as confident as the full distillation" in matched
+    assert "checked against 60 of your labels" in fitted
+    few = calibration_text([{"calibration": {"temperature": 1.8, "matching": 1.8,
+                                             "fitted": None, "humans": 5}}])
+    assert "kept at the full distillation's level" in few

@@ -112,7 +112,7 @@ def test_uploaded_bytes_are_read_like_files():
 def test_malformed_lines_can_be_left_out_each_named_by_its_line(store, project, tmp_path):
     path = write(tmp_path, "text,label\nfine,pos\nsplit, here,pos\nalso fine,neg\n"
                            "one,two,three,four\nlast,neg\n")
-    with pytest.raises(Exception, match="line 3.*skip the malformed lines \\(--skip-bad-lines"):
+    with pytest.raises(Exception, match="line 3.*leave the malformed lines out \\('Skip malformed lines'"):
         import_csv(store, project.id, path, options=GOLD)
     assert store.count_samples(project.id) == 0               # refused whole by default
     report = import_csv(store, project.id, path,

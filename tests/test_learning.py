@@ -362,3 +362,16 @@ def test_queue_writes_the_next_texts_in_review_order_safe_for_a_spreadsheet(dist
                           "--project", "loop", "--n", "0"], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "--n must be at least 1" in bad.stderr
+
+
+def test_on_a_large_project_the_fold_updates_learn_from_a_sample_of_the_teacher_rows():
+    x, y, cand, full = confused_teacher()
+    targets = F.one_hot(y, 3).float()
+    fixed = torch.zeros(len(y), dtype=torch.bool)
+    fixed[torch.arange(0, len(y), 4)] = True
+    raw, _ = update_head(full, x, cand, fixed, targets, UpdateConfig())
+    _, whole = calibrate(raw, full, full, x, cand, fixed, targets, UpdateConfig())
+    _, sampled = calibrate(raw, full, full, x, cand, fixed, targets, UpdateConfig(),
+                           fold_rows=60)
+    assert sampled.fitted is not None
+    assert sampled.fitted == pytest.approx(whole.fitted, rel=0.2)   # the same scale

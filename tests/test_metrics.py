@@ -79,3 +79,12 @@ def test_the_calibration_error_is_the_gap_between_shown_confidence_and_accuracy(
     right_9_of_10 = np.array([0] * 9 + [1])
     assert calibration_error(sure, right_9_of_10) == pytest.approx(0.0)
     assert calibration_error(sure, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.4)
+
+
+def test_the_training_chart_marks_the_epoch_whose_weights_were_kept():
+    from candist_core.charts import training_figure
+    epochs = [{"epoch": e, "loss": 0.5, "selection_score": 0.8, "step_losses": [0.5]}
+              for e in (1, 2, 3)]
+    marks = training_figure(epochs, kept=2).layout.shapes
+    assert len(marks) == 1 and marks[0].x0 == marks[0].x1 == 2
+    assert not training_figure(epochs).layout.shapes

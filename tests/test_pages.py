@@ -83,6 +83,8 @@ def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
                for s in at.subheader)
     assert metric(at, "Annotated") == "200"
     assert metric(at, "Coverage (1-α)").endswith("%")
+    assert any("Measured on the 200 texts with a gold label. For scale: guessing one of the 6 "
+               "labels at random is right 17% of the time" in c.value for c in at.caption)
     with Store(app_db) as store:
         assert store.status_counts(store.get_project("trec").id)["annotated"] == 200
 
@@ -370,3 +372,25 @@ def test_the_reviewer_name_is_kept_in_the_address_so_a_reload_keeps_it(app_db):
     reload.switch_page("views/review.py")
     reload.run()
     assert next(t for t in reload.sidebar.text_input if t.label == "Reviewer").value == "ana"
+
+
+def test_texts_sent_from_student_labels_come_before_the_one_left_open_on_review(app_db):
+    annotated(app_db, "ca_all")
+    at = page("review")
+    open_text = at.text[0].value                     # leased to this reviewer
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        sent = next(s for s in store.samples(project.id) if s.text != open_text)
+    at.session_state["review_first"] = [sent.id]     # as "Send to the review queue" does
+    at.session_state["queue"] = None
+    at.run()
+    assert at.text[0].value == sent.text
+
+
+def test_a_new_session_starts_with_the_name_of_the_project_s_last_reviewer(app_db):
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        first = store.samples(project.id)[0]
+        store.record_decision(project.id, first.id, action="label", label="Human", who="bo")
+    at = page("review")                                  # a new tab: no session, no address
+    assert next(t for t in at.sidebar.text_input if t.label == "Reviewer").value == "bo"

@@ -171,6 +171,12 @@ def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(st
     metrics = project_metrics(store, trec200.id)["student"]
     assert metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1
     assert metrics["accuracy"] is not None and metrics["human_accuracy"] is not None
+    # A label made after the run started is one it never trained on, and is counted apart.
+    store.record_decision(trec200.id, samples[1].id, action="label", label="Location")
+    metrics = project_metrics(store, trec200.id)["student"]
+    assert (metrics["human_labels"], metrics["human_labels_trained"]) == (2, 1)
+    said = next(p.label for p in predictions if p.sample_id == samples[1].id)
+    assert metrics["human_accuracy_since"] == float(said == "Location")
 
 
 def test_a_cosine_head_started_at_directions_scores_a_text_by_its_cosine_to_each():

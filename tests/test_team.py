@@ -243,6 +243,7 @@ def test_the_agreement_page_shows_kappa_and_resolves_a_conflict(tmp_path, monkey
     at = app_page("views/agreement.py", reviewer="boss")
     assert any("agreement beyond chance" in c.value for c in at.caption)
     assert any(m.label == "Fleiss' kappa (all raters)" for m in at.metric)
+    assert any("Only 8 text(s) have two or more raters" in w.value for w in at.warning)
     assert any(s.value == "Conflicts (2)" for s in at.subheader)
     resolve = next(s for s in at.selectbox if s.key == f"resolve-{ids[6]}")
     resolve.set_value("b").run()

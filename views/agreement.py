@@ -58,6 +58,9 @@ def _num(e) -> str:
     return f"{e.value:.2f} ({e.low:.2f} to {e.high:.2f})"
 
 
+FEW_TEXTS = 30   # texts with two raters below which kappa is shown with a warning
+
+
 def _interval(e) -> str:
     return f"{e.low:.2f} to {e.high:.2f}"
 
@@ -73,6 +76,10 @@ st.metric("Fleiss' kappa (all raters)", f"{fleiss.value:.2f}",
                "they are.")
 st.caption(f"{_num(fleiss)} over {report['items']} texts with two or more raters; "
            f"reviewers: {', '.join(report['raters'])}.")
+if report["items"] < FEW_TEXTS:
+    st.warning(f"Only {report['items']} text(s) have two or more raters: kappa over so few "
+               f"says little (see how wide the interval is). Around {FEW_TEXTS} or more make "
+               f"it worth reading.")
 if report["cohen_kappa"]:
     st.caption("Cohen's kappa: the same measure for one pair of reviewers on the texts "
                "they both labelled (pairs with at least 2 texts in common).")

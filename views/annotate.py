@@ -212,6 +212,13 @@ m[3].metric("SA accuracy", f"{metrics['sa_accuracy']:.1%}"
                  "label.")
 m[4].metric("Invalid replies", f"{metrics['invalid_rate']:.1%}",
             help="Replies that named no valid label (an LLM answering off the list).")
+if metrics["sa_accuracy"] is not None:
+    measured = metrics.get("n_gold")
+    st.caption((f"Measured on the {measured} texts with a gold label. " if measured else
+                "Measured on the texts with a gold label. ")
+               + f"For scale: guessing one of the {len(labels)} labels at random is right "
+                 f"{1 / len(labels):.0%} of the time; keeping every label covers 100% at "
+                 f"{len(labels)} labels a text.")
 tab1, tab2, tab3, tab4 = st.tabs(["Set sizes", "Labels", "Co-occurrence", "Errors"])
 tab1.plotly_chart(charts.set_size_figure(sets), width="stretch")
 tab2.plotly_chart(charts.label_frequency_figure(sets, labels), width="stretch")

@@ -53,6 +53,9 @@ def import_section() -> None:
     columns = list(frame.columns)
     preview = frame.head(20)
     preview.index = range(1, len(preview) + 1)   # "row N" in the messages below
+    st.caption(f"The first {len(preview)} of {len(frame)} rows, numbered as the messages "
+               f"below number them:" if len(frame) > len(preview) else
+               f"All {len(frame)} rows, numbered as the messages below number them:")
     st.dataframe(preview, width="stretch")
     c1, c2, c3 = st.columns(3)
     text_col = c1.selectbox("Text column", columns,
@@ -80,7 +83,8 @@ def import_section() -> None:
         chosen = {}
         for column, value in zip(st.columns(min(4, len(unknown))) * len(unknown),
                                  sorted(unknown, key=lambda v: (-unknown[v], v))[:20]):
-            pick = column.selectbox(f"'{value}' ({unknown[value]} rows) means", [drop, *labels],
+            rows = f"{unknown[value]} row{'s' if unknown[value] != 1 else ''}"
+            pick = column.selectbox(f"'{value}' ({rows}) means", [drop, *labels],
                                     key=f"gold-map-{value}")
             if pick != drop:
                 chosen[value] = pick
@@ -99,7 +103,8 @@ def import_section() -> None:
         except CandistError as exc:
             st.error(str(exc))
         else:
-            st.session_state["data_flash"] = f"Imported {report.imported} rows."
+            st.session_state["data_flash"] = " ".join(
+                [f"Imported {report.imported} rows.", *report.messages()])
             st.rerun()   # the counts above and the table below include them
 
 

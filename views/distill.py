@@ -2,6 +2,7 @@
 stages and a steady ETA while it runs, and its curves and accuracy after."""
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from candist_core import charts, continuous
@@ -12,6 +13,7 @@ from candist_core.model_dir import zip_bytes
 from candist_core.progress import DistillProgress, estimate_distillation, timed_runs
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
+from candist_core.tables import fitted_widths, shown_columns
 from views.common import registry, require_project, show_job, show_quality
 
 store, project = require_project("distill")
@@ -159,11 +161,12 @@ show_job(update_job, unit="steps")
 @st.fragment(run_every=2.0 if job and job.running else None)
 def curves() -> None:
     epochs_seen = job.history if job and job.history else None
+    kept = None
     if epochs_seen is None:     # the curves of a full distillation, not of an update
         run = continuous.latest_full_run(store, project.id)
-        epochs_seen = run.epochs if run else None
+        epochs_seen, kept = (run.epochs, run.best_epoch) if run else (None, None)
     if epochs_seen:
-        st.plotly_chart(charts.training_figure(epochs_seen), width="stretch")
+        st.plotly_chart(charts.training_figure(epochs_seen, kept=kept), width="stretch")
         st.caption(charts.training_caption(epochs_seen))
 
 
@@ -179,12 +182,16 @@ if done is not None:
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
               help="Share of the texts with an imported gold label that the latest "
                    "finished student labels correctly.")
-    q2.metric("Agrees with your labels (trained on)",
-              f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else
-              "-", help="Share of your review labels the student also predicts. It trained "
-                        "on them, so this is optimistic: not a held-out score.")
+    trained, since = m["human_labels_trained"], m["human_labels"] - m["human_labels_trained"]
+    q2.metric("Agrees with your labels",
+              f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else "-",
+              help=f"Share of your {m['human_labels']} review labels that the student also "
+                   f"predicts. It trained on {trained} of them (those made before it "
+                   f"started), which flatters it"
+                   + (f"; on the {since} made since, which it never saw, it agrees "
+                      f"{m['human_accuracy_since']:.0%}" if since else "") + ".")
     full = continuous.latest_full_run(store, project.id)
-    q3.metric("Best epoch", (full.best_epoch if full else None) or "-",
+    q3.metric("Best epoch (full run)", (full.best_epoch if full else None) or "-",
               help="The epoch whose weights were kept (highest selection score), in the "
                    "latest full distillation.")
     saved = done if done.checkpoint else full
@@ -209,9 +216,14 @@ if done is not None:
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
-    st.dataframe([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
-                   "method": r.method, "status": r.status, "epochs": len(r.epochs),
-                   "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
-                   else "",
-                   "error": r.error or ""} for r in runs],
-                 width="stretch", hide_index=True)
+    table = pd.DataFrame([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
+                           "method": r.method, "status": r.status, "epochs": len(r.epochs),
+                           "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
+                           else "", "error": r.error or ""} for r in runs])
+    shown = shown_columns({c: table[c] for c in table.columns},
+                          keep=("run", "kind", "method", "status"))
+    fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=300,
+                        whole=("run", "status"))
+    st.dataframe(table, width="stretch", hide_index=True, column_order=shown,
+                 column_config={c: st.column_config.TextColumn(c, width=w)
+                                for c, w in fit.items()})

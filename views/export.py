@@ -73,8 +73,9 @@ fmt = st.radio("Format", list(FORMATS), horizontal=True, format_func=lambda f: F
 st.caption("The first 20 rows (the same columns in every format; hover a cell to read a "
            "long text whole):")
 preview = pd.DataFrame(export_preview(store, project.id, options=options))
-width = fitted_widths({c: preview[c] for c in preview.columns}, fixed={"confidence": 90},
-                      min_flex=200)
+# The ids and labels are what a reader checks here: whole; the text gives way (hover a cell).
+width = fitted_widths({c: preview[c] for c in preview.columns}, fixed={"confidence": 80},
+                      min_flex=80, whole=("id", "label", "gold"))
 HELP = {"label_source": "Where the label comes from: human (a review or audit decision), "
                         "student or teacher",
         "confidence": "The probability of the exported label (1 for a human label)",

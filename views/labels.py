@@ -20,7 +20,8 @@ keys = assign_keys(schema.names, store.label_keys(project.id))
 task = st.text_area("Task description (shown to the LLM)", value=schema.task)
 table = pd.DataFrame({"name": [l.name for l in schema.labels],
                       "description": [l.description for l in schema.labels],
-                      "key": [keys[l.name] or "" for l in schema.labels]})
+                      # upper case, as the Review page's buttons show them
+                      "key": [(keys[l.name] or "").upper() for l in schema.labels]})
 edited = st.data_editor(table, num_rows="dynamic", width="stretch", key="labels_editor",
                         column_config={
                             "description": st.column_config.TextColumn(

@@ -5,7 +5,6 @@ import time
 import pandas as pd
 import streamlit as st
 
-from candist_core.continuous import run_kind
 from candist_core.importing import ImportOptions, read_table
 from candist_core.metrics import student_run_metrics
 from candist_core.model_dir import zip_bytes
@@ -29,17 +28,18 @@ if not runs:
 
 def describe(run) -> str:
     m = student_run_metrics(store, run)
-    parts = [f"Run #{run.id}", run.method,
-             run_kind(run.config) if "update_of" in run.config else
-             f"best epoch {run.best_epoch} of {len(run.epochs)}"]
+    update = run.config.get("update_of")
+    parts = [f"Run #{run.id}"] + (
+        [f"update of #{update} with {run.config.get('human_labels', 0)} human labels"]
+        if update else [run.method, f"best epoch {run.best_epoch} of {len(run.epochs)}"])
     if m["accuracy"] is not None:
-        parts.append(f"{m['accuracy']:.0%} agreement with gold")
+        parts.append(f"{m['accuracy']:.1%} accuracy vs gold")
     return ", ".join(parts) + f" ({(run.finished or run.created)[:16].replace('T', ' ')})"
 
 
 runs.sort(key=lambda r: r.id, reverse=True)
 run = st.selectbox("Student", runs, format_func=describe,
-                   help="The newest run comes first. 'Agreement with gold' is measured on this "
+                   help="The newest run comes first. 'Accuracy vs gold' is measured on this "
                         "project's texts that have a gold label; the student trained on "
                         "those texts (with the teacher's labels), so it is not a held-out "
                         "score.")

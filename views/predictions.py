@@ -11,6 +11,9 @@ from views.common import require_project
 
 store, project = require_project("predictions")
 st.title("Student labels")
+if sent := st.session_state.pop("predictions_flash", None):
+    st.toast(sent)
+    st.success(sent)
 run = store.latest_student_run(project.id)
 if run is None:
     st.info("No finished student run yet: distill first.")
@@ -64,18 +67,22 @@ if not table.empty:
     # full value shows on hover).
     fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 70, "confidence": 90,
                                                                "outside_candidates": 70},
-                        min_flex=240)
+                        min_flex=200, whole=("id", "student", "human"))
     for c in shown:
         COLUMNS[c]["width"] = fit[c]
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),
                             hide_index=True, column_config=COLUMNS,
                             column_order=shown,
-                            key=f"pred-{page}-{label}-{agreement}-{order}")
+                            key=(editor := f"pred-{page}-{label}-{agreement}-{order}"))
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):
         st.session_state["review_first"] = [int(c) for c in chosen]
         st.session_state["queue"] = None  # rebuilt on the Review page, these first
-        st.success("They will come first on the Review page.")
+        st.session_state.pop(editor, None)   # the ticks are cleared: they were sent
+        st.session_state["predictions_flash"] = (
+            f"Sent {len(chosen)} text(s): they come first on the Review page (one another "
+            f"reviewer has open stays with them until they finish it).")
+        st.rerun()
 summary = store.prediction_summary(run.id)
 st.subheader("Per class")
 per_class = pd.DataFrame({"label": labels}).merge(

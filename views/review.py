@@ -15,8 +15,7 @@ from candist_core.access import can_open
 from candist_core.keys import assign_keys
 from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, effective_signal,
                                  label_buttons, rank_ambiguous, recent_pace)
-from views.common import (registry, require_project, reviewer_name, role_in, show_quality,
-                          sign_in_configured)
+from views.common import registry, require_project, reviewer_name, role_in, show_quality
 
 store, project = require_project("review")
 st.title("Review")
@@ -24,7 +23,7 @@ schema = store.label_schema(project.id)
 labels = schema.names
 descriptions = {l.name: l.description for l in schema.labels}
 keys = assign_keys(labels, store.label_keys(project.id))
-who = reviewer_name()
+who = reviewer_name(lambda: store.last_reviewer(project.id))
 if st.session_state.get("review_who", who) != who and st.session_state.get("review_shown"):
     # renamed in the sidebar: the text held under the old name goes back to the queue
     store.release_lease(project.id, st.session_state["review_shown"],
@@ -320,7 +319,7 @@ def status_lines() -> None:
                      + ("" if used == "set_size" else "; this order also serves texts with "
                         "one candidate"))
     pace = recent_pace([d.created for d in MINE], now=time.time())
-    st.caption(f"{len(decided)} decided in the project · your pace: "
+    st.caption(f"{len(decided)} decided in the project (labels and skips) · your pace: "
                + (f"{pace:.1f} decisions/minute over the last 10 minutes" if pace
                   else "shown after two decisions within 10 minutes"),
                help="Before the first student the queue holds the ambiguous texts, the "
@@ -408,7 +407,7 @@ with st.container(border=True):
         why.append(f"the student says {top} ({probs[top]:.0%})"
                    + (", outside the teacher's candidates" if top not in candidates else ""))
     st.caption("Why here: " + "; ".join(why) + ".")
-    if sign_in_configured() and store.in_overlap(project.id, sample_id):
+    if store.in_overlap(project.id, sample_id):
         st.caption("Overlap text: one other reviewer labels it too, without seeing your "
                    "label, so the team's agreement can be measured (Agreement page).")
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)

@@ -82,8 +82,8 @@ CATALOGUE = [
          ["error: The id column 'id' is not in {d}/in.csv. Columns found: 'text'."]),
     Case("ragged rows", {"in.csv": b"text,label\na,pos\nb,neg,extra,more\n"}, IMPORT, 2,
          ["error: CSV file {d}/in.csv is malformed: Expected 2 fields in line 3, saw 4. "
-          "Check the quoting and the delimiter or skip the malformed lines "
-          "(--skip-bad-lines; a checkbox on the Data page)."]),
+          "Check the quoting and the delimiter or leave the malformed lines out ('Skip "
+          "malformed lines' on the Data page, --skip-bad-lines on the command line)."]),
     Case("unclosed quote", {"in.csv": b'text\n"never closed\n'}, IMPORT, 2,
          ["error: CSV file {d}/in.csv is malformed: EOF inside string starting at row 1. "
           "Check the quoting and the delimiter."]),
