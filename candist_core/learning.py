@@ -154,7 +154,7 @@ class Calibration:
 def calibrate(head: Head, start: Head, full: Head, pooled: torch.Tensor, cand: torch.Tensor,
               fixed: torch.Tensor, fixed_targets: torch.Tensor, config: UpdateConfig,
               components: Components = Components(), *, min_humans: int = 20,
-              folds: int = 5, fold_rows: int = 5000) -> tuple[Head, Calibration]:
+              folds: int = 3, fold_rows: int = 5000) -> tuple[Head, Calibration]:
     """``head`` (a fresh update of ``start``) with a temperature, so that the percentages
     the app shows do not claim more than is known.
 

@@ -128,7 +128,12 @@ if store.human_label_count(project.id):
                  help=REANNOTATE_HELP[teacher_kind]):
         job = start("Re-annotation", annotate_with_decisions)
 show_job(job)
-if job and job.status in ("done", "cancelled") and job.result is not None:
+newest = store.latest_teacher_run(project.id)
+# The job's summary while it is news: not once a later run (e.g. re-taught by a continuous
+# update) has replaced the run it describes, nor after its success line has gone.
+if job and job.status in ("done", "cancelled") and job.result is not None and \
+        job.outcome() is not None and \
+        getattr(job.result, "run_id", None) == (newest.id if newest else None):
     st.write(job.result.describe())
     st.page_link("views/distill.py", icon=":material/arrow_forward:",
                  label="Next: distill a student from these candidate sets (Distill page)",

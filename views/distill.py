@@ -125,7 +125,7 @@ show_job(job, unit=f"training steps (a step learns from {int(batch_size)} texts)
 st.subheader("Continuous student")
 st.caption("Between full distillations the student follows the review: after every N new "
            "human labels it is updated in the background from the latest student (a few "
-           "seconds: about 5 s from the last decision to a re-ranked queue at 2,000 texts on "
+           "seconds: about 7 s from the last decision to a re-ranked queue at 2,000 texts on "
            "a 2-core laptop), and the Review queue is re-ranked by it.")
 u1, u2 = st.columns([2, 1], vertical_alignment="bottom")
 every = u1.number_input(
