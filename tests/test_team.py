@@ -327,3 +327,19 @@ def test_one_text_knows_whether_it_is_in_the_overlap(store):
     overlap = store.overlap_ids(project.id)
     assert 30 < len(overlap) < 90
     assert {sid for sid in ids if store.in_overlap(project.id, sid)} == overlap
+
+
+def test_without_sign_in_a_second_opinion_is_said_only_when_another_name_labelled_it(
+        tmp_path, monkeypatch):
+    db, project, ids = page_db(tmp_path, monkeypatch)       # half the texts in the overlap
+    ann = app_page("views/review.py", reviewer="ann")
+    assert not any("Overlap text" in c.value for c in ann.caption)   # nobody else yet
+    with Store(db) as store:
+        for sid in ids:                                   # meanwhile bo labels every text
+            store.record_decision(project.id, sid, action="label", label="a", who="bo")
+    ann.run()                    # ann's queue still lists them: the overlap ones stay open
+    assert any("Overlap text" in c.value and "under another name" in c.value
+               for c in ann.caption)
+    with Store(db) as store:
+        shown = store.active_leases(project.id)[0].sample_id
+        assert shown in store.overlap_ids(project.id)

@@ -15,7 +15,8 @@ from candist_core.access import can_open
 from candist_core.keys import assign_keys
 from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, SIGNALS, effective_signal,
                                  label_buttons, rank_ambiguous, recent_pace)
-from views.common import registry, require_project, reviewer_name, role_in, show_quality
+from views.common import (registry, require_project, reviewer_name, role_in, show_quality,
+                          sign_in_configured)
 
 store, project = require_project("review")
 st.title("Review")
@@ -407,9 +408,14 @@ with st.container(border=True):
         why.append(f"the student says {top} ({probs[top]:.0%})"
                    + (", outside the teacher's candidates" if top not in candidates else ""))
     st.caption("Why here: " + "; ".join(why) + ".")
-    if store.in_overlap(project.id, sample_id):
+    if store.in_overlap(project.id, sample_id) and (
+            sign_in_configured() or bool(np.isin(sample_id, decided))):
+        # Without sign-in a name is all that tells reviewers apart: said only when another
+        # name has labelled the text already (a solo user never sees it).
         st.caption("Overlap text: one other reviewer labels it too, without seeing your "
-                   "label, so the team's agreement can be measured (Agreement page).")
+                   "label, so the team's agreement can be measured (Agreement page)."
+                   + ("" if sign_in_configured() else " It was labelled under another "
+                      "name; reviewers are told apart by the name in the sidebar."))
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)
 st.caption("Highlighted: the teacher's candidates"
            + (" · the percentage is the student's probability" if probs else "")
