@@ -134,7 +134,9 @@ CATALOGUE = [
           "warning: 1 text(s) are longer than the limit and will be truncated by the student "
           "(rows 1)."], 1),
     Case("same text twice", {"in.csv": b"text\nsame\nsame\n"}, IMPORT, 0,
-         ["Imported 2 of 2 rows (0 already present)."], 2),
+         ["Imported 2 of 2 rows (0 already present).",
+          "warning: 1 row(s) repeat a text seen earlier in the file; each copy is kept as a "
+          "sample of its own (rows 2)."], 2),
     pytest.param(Case("100,000 rows", {"in.csv": hundred_thousand_rows}, IMPORT, 0,
                       ["Imported 100000 of 100000 rows (0 already present)."], 100_000),
                  marks=pytest.mark.slow),
