@@ -168,8 +168,7 @@ def run_kind(config: dict) -> str:
     if config.get("human_labels") is not None:
         parts.append(f"{config['human_labels']} human labels")
     if (config.get("taught_teacher") or {}).get("teacher_run"):
-        parts.append(f"teacher re-taught (teacher run #"
-                     f"{config['taught_teacher']['teacher_run']})")
+        parts.append(f"re-taught teacher run #{config['taught_teacher']['teacher_run']}")
     if trigger_text(config.get("trigger")):
         parts.append(trigger_text(config.get("trigger")))
     return " · ".join(parts)
@@ -186,8 +185,8 @@ def calibration_text(epochs: list[dict]) -> str:
               f"that had not seen it" if fitted else
               "kept at the full distillation's level")
     return (f"Its percentages are calibrated ({source}): retraining on your labels makes a "
-            f"student surer faster than it makes it right. Labels and queue order are not "
-            f"affected.")
+            f"student surer faster than it makes it right. The calibration changes only the "
+            f"percentages shown, not the student's labels or the order it gives the queue.")
 
 
 # ----------------------------------------------------------------- orchestration

@@ -98,6 +98,12 @@ def taught_caption(params: dict) -> str:
           "replaces it; runs made on this page are kept)" if params.get("trigger") == UPDATE_TRIGGER
           else "with the re-annotate button or `annotate --with-decisions`")
     weight = params.get("vote_weight")
+    if weight == 0:
+        # Nothing changed: say so, rather than leave people looking for a difference.
+        return (f"Human-taught, {by}: the votes of {n} human-labelled "
+                f"text{'' if n == 1 else 's'} did not yet predict those labels better than "
+                f"the label descriptions (vote weight 0.00), so every candidate set is as "
+                f"before.")
     return (f"Human-taught: every text re-ranked with votes from {n} human-labelled "
             f"text{'' if n == 1 else 's'}"
             + (f" (vote weight {weight:.2f}, chosen by how well the votes predict those "

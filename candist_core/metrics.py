@@ -122,6 +122,7 @@ def student_run_metrics(store, run: StudentRun) -> dict:
     return {
         "run_id": run.id, "method": run.method, "status": run.status,
         "accuracy": accuracy(list(by_sample.values()), [gold.get(s) for s in by_sample]),
+        "n_gold": sum(1 for s in by_sample if gold.get(s) is not None),
         "human_accuracy": accuracy([p for p, _, _ in human], [h for _, h, _ in human]),
         # The run trained on the labels that existed when it started; those made since are
         # a held-out check (though the queue chose them: the hard texts).

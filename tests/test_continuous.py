@@ -95,7 +95,7 @@ def test_the_run_list_names_updates_as_updates():
         "update of student run #12 · on demand"
     assert run_kind({"update_of": 12, "human_labels": 3, "trigger": "cli",
                      "taught_teacher": {"teacher_run": 5, "seconds": 0.1}}) == \
-        "update of student run #12 · 3 human labels · teacher re-taught (teacher run #5) · from the command line"
+        "update of student run #12 · 3 human labels · re-taught teacher run #5 · from the command line"
 
 
 # ------------------------------------------------------------------ the store

@@ -373,3 +373,13 @@ def test_one_action_picks_the_path_by_the_teachers_kind(store, fake, animals):
                                       TeacherConfig(strategy="ca_all"))
     assert offline.total == 8
     assert store.teacher_run(offline.run_id).params["human_labels"] == 3
+
+
+def test_a_taught_run_whose_votes_got_no_weight_says_nothing_changed():
+    from candist_core.human_teacher import UPDATE_TRIGGER, taught_caption
+    said = taught_caption({"human_taught": True, "human_labels": 29, "vote_weight": 0.0,
+                           "trigger": UPDATE_TRIGGER})
+    assert "did not yet predict those labels better" in said
+    assert "every candidate set is as before" in said
+    assert "re-ranked with votes" in taught_caption({"human_taught": True, "human_labels": 29,
+                                                     "vote_weight": 0.4})

@@ -53,7 +53,10 @@ def test_metrics_read_from_an_old_database_are_unchanged(old):
         (1, 1.0, 2 / 3, 0.25, {"1": 1, "2": 2}, {"no_valid_label": 1})
     assert metrics["student"] == {"run_id": 1, "method": "candist", "status": "done",
                                   "accuracy": 1 / 3, "human_accuracy": 1.0, "epochs_run": 1,
-                                  "best_epoch": 1, "predicted": 4}
+                                  "best_epoch": 1, "predicted": 4,
+                                  # keys added since (session 10): the same reading
+                                  "n_gold": 3, "human_labels": 2,
+                                  "human_labels_trained": 1, "human_accuracy_since": 1.0}
 
 
 def test_the_export_of_an_old_database_is_byte_for_byte_the_same(old):

@@ -53,9 +53,11 @@ strategy = c1.selectbox("Strategy", STRATEGIES, index=STRATEGIES.index("ca_add")
                              "best label. CA (candidate annotation): a set of labels: "
                              "CA_add adds the alternatives it doubts between, CA_all every "
                              "label it finds possible (larger sets, more often holding the "
-                             "right label). SC (self-consistency, LLM only): K replies, the "
-                             "top-k most frequent. Select (LLM only): the LLM picks one label "
-                             "from its own set. The student learns from the sets.")
+                             "right label). SC (self-consistency): K answers (an LLM's "
+                             "replies, or draws from the offline teacher's scores), the top-k "
+                             "most frequent. Select: the LLM picks one label from its own set "
+                             "(the offline teacher gives its top label). The student learns "
+                             "from the sets.")
 total = store.count_samples(project.id)
 limit = c2.number_input("Samples (first N)", min_value=1, max_value=max(total, 1),
                         value=max(total, 1),

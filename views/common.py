@@ -9,7 +9,6 @@ open only the pages their role in the project allows (``candist_core.access``).
 from __future__ import annotations
 
 import sys
-from typing import Callable
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
@@ -192,17 +191,18 @@ def require_project(page: str | None = None) -> tuple[Store, Project]:
 DEFAULT_REVIEWER = "reviewer"
 
 
-def reviewer_name(last: Callable[[], str | None] = lambda: None) -> str:
+def reviewer_name() -> str:
     """Who the decisions are recorded under: the signed-in email, never a text box; without
-    sign-in, the name typed in the sidebar, kept across pages and in the address; a new
-    session starts with ``last()`` (the project's last reviewer), else "reviewer"."""
+    sign-in, the name typed in the sidebar, kept across pages and in the address (a new tab
+    starts as "reviewer": taking the last name used would credit one person's decisions to
+    another, a walk found)."""
     if sign_in_configured():
         email = current_user()
         if email is None:
             st.stop()
         return email
     kept = st.session_state.get("reviewer") or st.query_params.get("reviewer") \
-        or last() or DEFAULT_REVIEWER
+        or DEFAULT_REVIEWER
     who = st.sidebar.text_input("Reviewer", value=kept,
                                 help="Your name in the audit trail. Undo and the history "
                                      "below show only the decisions made under this name. "

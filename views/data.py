@@ -118,6 +118,7 @@ ANY = "(any)"
 SOURCE_NAMES = {"human": "human decision", "student": "student prediction",
                 "teacher": "teacher's first label", "none": "no label yet"}
 search = st.text_input("Search the texts", placeholder="words that must all occur",
+                       key=f"data-search-{project.id}",    # each project its own search
                        help="Full-text search: every word must occur in the text (the last "
                             "one may be the start of a word); case and accents are ignored.")
 f1, f2, f3, f4 = st.columns(4)

@@ -180,16 +180,25 @@ if done is not None:
     q1, q2, q3 = st.columns(3)
     q1.metric("Accuracy vs gold labels",
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
-              help="Share of the texts with an imported gold label that the latest "
-                   "finished student labels correctly.")
+              help=f"Share of the {m['n_gold']} texts with an imported gold label that the "
+                   f"latest student labels correctly. It trained on those texts (with the "
+                   f"teacher's candidates, never the gold labels), so this is not a held-out "
+                   f"score; the audit (Review page) is.")
     trained, since = m["human_labels_trained"], m["human_labels"] - m["human_labels_trained"]
-    q2.metric("Agrees with your labels",
-              f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else "-",
-              help=f"Share of your {m['human_labels']} review labels that the student also "
-                   f"predicts. It trained on {trained} of them (those made before it "
-                   f"started), which flatters it"
-                   + (f"; on the {since} made since, which it never saw, it agrees "
-                      f"{m['human_accuracy_since']:.0%}" if since else "") + ".")
+    if since:      # labels it never saw: the honest figure
+        q2.metric(f"Agrees with your {since} newer labels",
+                  f"{m['human_accuracy_since']:.1%}",
+                  help=f"Your labels made after this student was trained: it never saw them "
+                       f"(the queue chose them, so they are the harder texts). On all "
+                       f"{m['human_labels']}, including the {trained} it trained on: "
+                       f"{m['human_accuracy']:.0%}.")
+    else:
+        q2.metric("Agrees with your labels (seen in training)",
+                  f"{m['human_accuracy']:.1%}" if m["human_accuracy"] is not None else "-",
+                  help=f"Share of your {m['human_labels']} review labels that the student "
+                       f"also predicts. It trained on all of them, which flatters it; once "
+                       f"you label more, this shows the agreement on the labels it has not "
+                       f"seen.")
     full = continuous.latest_full_run(store, project.id)
     q3.metric("Best epoch (full run)", (full.best_epoch if full else None) or "-",
               help="The epoch whose weights were kept (highest selection score), in the "

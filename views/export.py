@@ -22,18 +22,32 @@ if disputed:
 policies = {"Human, then student, then teacher": ("human", "student", "teacher"),
             "Human, then teacher": ("human", "teacher"),
             "Human only": ("human",)}
-policy = st.selectbox("Label policy", list(policies),
-                      help="Which label each text gets: the first source in this order that "
-                           "has one. Human: your review decisions; student: the distilled "
-                           "model's prediction; teacher: the first label of its candidate "
-                           "set. A skipped text has no human label: it gets the next "
-                           "source's label (or none with 'Human only').")
+# The choices made here last, kept for the session when another page is visited (Streamlit
+# forgets a widget's value once its page is left), as the Distill page keeps its settings.
+kept = st.session_state.setdefault(f"export-settings-{project.id}", {})
+
+
+def keep(name: str, value):
+    kept[name] = value
+    return value
+
+
+policy = keep("policy", st.selectbox(
+    "Label policy", list(policies), index=list(policies).index(kept.get(
+        "policy", next(iter(policies)))),
+    help="Which label each text gets: the first source in this order that has one. Human: "
+         "your review decisions; student: the distilled model's prediction; teacher: the "
+         "first label of its candidate set. A skipped text has no human label: it gets the "
+         "next source's label (or none with 'Human only')."))
 c1, c2 = st.columns(2)
-threshold = c1.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05,
-                      help="Student or teacher labels less sure than this are not used. "
-                           "Human labels are always kept.")
-below = c2.radio("Rows below it", ["blank", "drop"], horizontal=True,
-                 format_func={"blank": "keep them unlabeled", "drop": "leave them out"}.get)
+threshold = keep("threshold", c1.slider(
+    "Minimum confidence", 0.0, 1.0, kept.get("threshold", 0.0), 0.05,
+    help="Student or teacher labels less sure than this are not used. Human labels are "
+         "always kept."))
+BELOW = ["blank", "drop"]
+below = keep("below", c2.radio(
+    "Rows below it", BELOW, horizontal=True, index=BELOW.index(kept.get("below", "blank")),
+    format_func={"blank": "keep them unlabeled", "drop": "leave them out"}.get))
 try:
     options = ExportOptions(sources=policies[policy], min_confidence=threshold, below=below)
 except CandistError as exc:
@@ -69,7 +83,9 @@ FORMATS = {"csv": ("CSV (spreadsheets; formula cells neutralised)", "text/csv"),
            "jsonl": ("JSONL (one JSON object a line: Prodigy, Argilla)", "application/jsonl"),
            "parquet": ("Parquet (pandas, Hugging Face datasets; the candidates as a list)",
                        "application/vnd.apache.parquet")}
-fmt = st.radio("Format", list(FORMATS), horizontal=True, format_func=lambda f: FORMATS[f][0])
+fmt = keep("fmt", st.radio("Format", list(FORMATS), horizontal=True,
+                           index=list(FORMATS).index(kept.get("fmt", "csv")),
+                           format_func=lambda f: FORMATS[f][0]))
 st.caption("The first 20 rows (the same columns in every format; hover a cell to read a "
            "long text whole):")
 preview = pd.DataFrame(export_preview(store, project.id, options=options))

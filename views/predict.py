@@ -57,7 +57,7 @@ st.write("A standard transformers folder: config with the label names, weights "
 st.code(f"""from transformers import pipeline
 classify = pipeline("text-classification", model="run-{run.id}", trust_remote_code=True)
 classify("a new text", top_k=None)""", language="python")
-st.download_button("Download the model folder (zip)", lambda: zip_bytes(run.checkpoint),
+st.download_button("Download this student (zip)", lambda: zip_bytes(run.checkpoint),
                    file_name=f"{project.name}-student-run-{run.id}.zip",
                    mime="application/zip")
 

@@ -76,12 +76,17 @@ if not table.empty:
                             key=(editor := f"pred-{page}-{label}-{agreement}-{order}"))
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):
-        st.session_state["review_first"] = [int(c) for c in chosen]
+        done = set(store.decided_ids(project.id).tolist())
+        queued = [int(c) for c in chosen if int(c) not in done]
+        st.session_state["review_first"] = queued
         st.session_state["queue"] = None  # rebuilt on the Review page, these first
         st.session_state.pop(editor, None)   # the ticks are cleared: they were sent
-        st.session_state["predictions_flash"] = (
-            f"Sent {len(chosen)} text(s): they come first on the Review page (one another "
-            f"reviewer has open stays with them until they finish it).")
+        st.session_state["predictions_flash"] = " ".join(filter(None, [
+            f"Sent {len(queued)} text(s): they come first on the Review page." if queued
+            else None,
+            f"{len(chosen) - len(queued)} already decided (labelled or skipped) stay "
+            f"decided: change them from Review's list of recent decisions."
+            if len(queued) < len(chosen) else None]))
         st.rerun()
 summary = store.prediction_summary(run.id)
 st.subheader("Per class")

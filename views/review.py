@@ -24,7 +24,7 @@ schema = store.label_schema(project.id)
 labels = schema.names
 descriptions = {l.name: l.description for l in schema.labels}
 keys = assign_keys(labels, store.label_keys(project.id))
-who = reviewer_name(lambda: store.last_reviewer(project.id))
+who = reviewer_name()
 if st.session_state.get("review_who", who) != who and st.session_state.get("review_shown"):
     # renamed in the sidebar: the text held under the old name goes back to the queue
     store.release_lease(project.id, st.session_state["review_shown"],

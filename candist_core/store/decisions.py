@@ -91,12 +91,6 @@ class DecisionsTable:
             "SELECT * FROM decisions WHERE project_id = ? ORDER BY id DESC LIMIT ?",
             [project_id, limit])]
 
-    def last_reviewer(self, project_id: int) -> str | None:
-        """Who made the project's newest decision (a new session's default name when there
-        is no sign-in: on a laptop, the same person as last time)."""
-        return self._c.scalar("SELECT who FROM decisions WHERE project_id = ? AND "
-                              "action != 'undo' ORDER BY id DESC LIMIT 1", [project_id])
-
     def recent_decisions(self, project_id: int, *, who: str | None = None,
                          limit: int = 10) -> list[Decision]:
         """The current decisions (label or skip, not undone), newest first. With ``who``:
