@@ -143,7 +143,7 @@ def temperature_fitting(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    """How an update's temperature was chosen (kept in the run's config)."""
+    """How an update's temperature was chosen (kept in the run's epoch record)."""
 
     temperature: float
     matching: float                # keeps the full student's mean confidence
@@ -177,20 +177,24 @@ def calibrate(head: Head, start: Head, full: Head, pooled: torch.Tensor, cand: t
     right). Queue-chosen labels are the hard texts; a reviewer's labels that disagree with
     the student (a walk's test clicks) make it softer still, as they should.
     """
+    def sample(rows: torch.Tensor) -> torch.Tensor:
+        """At most ``fold_rows`` of ``rows`` (seeded): at 100,000 texts the temperature
+        search and the fold updates over every text would cost many seconds."""
+        if len(rows) <= fold_rows:
+            return rows
+        pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(
+            config.seed))[:fold_rows]
+        return rows[pick.sort().values]
+
     rest = ~fixed & cand.any(1)
-    rest = rest if rest.any() else torch.ones_like(fixed)
-    reference = float(full.probs(pooled)[rest].max(1).values.mean())
-    matching = temperature_matching(head.logits(pooled)[rest], reference)
+    rest = sample(torch.nonzero(rest if rest.any() else torch.ones_like(fixed)).squeeze(1))
+    reference = float(full.probs(pooled[rest]).max(1).values.mean())
+    matching = temperature_matching(head.logits(pooled[rest]), reference)
     humans = torch.nonzero(fixed).squeeze(1)
     fitted = None
     if len(humans) >= min_humans:
-        # The fold updates learn from every human row and at most ``fold_rows`` of the
-        # others (a seeded sample): at 100,000 texts five full updates would cost minutes.
-        others = torch.nonzero(~fixed).squeeze(1)
-        if len(others) > fold_rows:
-            pick = torch.randperm(len(others), generator=torch.Generator().manual_seed(
-                config.seed))[:fold_rows]
-            others = others[pick]
+        # The fold updates learn from every human row and a sample of the others.
+        others = sample(torch.nonzero(~fixed).squeeze(1))
         rows = torch.cat([humans, others]).sort().values
         place = torch.searchsorted(rows, humans)          # the human rows within ``rows``
         fold_of = torch.arange(len(humans)) % folds
