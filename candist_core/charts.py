@@ -38,9 +38,18 @@ def cooccurrence_matrix(candidates: list[list[str]], labels: list[str]) -> np.nd
     return m
 
 
+# Up to this many labels a matrix writes its counts in the cells (beyond, they would be
+# too small to read: the colour and the hover say them).
+COUNTS_IN_CELLS = 20
+
+
+def _cell_counts(labels: list[str]) -> str | None:
+    return "%{z}" if len(labels) <= COUNTS_IN_CELLS else None
+
+
 def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=cooccurrence_matrix(candidates, labels), x=labels, y=labels,
-                               colorscale="Blues"))
+                               colorscale="Blues", texttemplate=_cell_counts(labels)))
     # rows top-down in label order, as the columns run left to right
     fig.update_layout(title="Labels the teacher puts in the same set", height=480,
                       yaxis=dict(autorange="reversed"))
@@ -147,7 +156,7 @@ def confusion_matrix(counts: list[tuple[str, str, int]], labels: list[str]) -> n
 def confusion_figure(counts: list[tuple[str, str, int]], labels: list[str], *,
                      title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=confusion_matrix(counts, labels), x=labels, y=labels,
-                               colorscale="Blues"))
+                               colorscale="Blues", texttemplate=_cell_counts(labels)))
     fig.update_layout(title=title, xaxis_title="student", yaxis_title="reference", height=480,
                       yaxis=dict(autorange="reversed"))
     return fig

@@ -88,3 +88,11 @@ def test_the_training_chart_marks_the_epoch_whose_weights_were_kept():
     marks = training_figure(epochs, kept=2).layout.shapes
     assert len(marks) == 1 and marks[0].x0 == marks[0].x1 == 2
     assert not training_figure(epochs).layout.shapes
+
+
+def test_small_matrices_write_their_counts_in_the_cells():
+    from candist_core.charts import confusion_figure, cooccurrence_figure
+    small = confusion_figure([("a", "b", 2)], ["a", "b"], title="t")
+    assert small.data[0].texttemplate == "%{z}"
+    many = [f"l{i}" for i in range(77)]
+    assert cooccurrence_figure([["l1", "l2"]], many).data[0].texttemplate is None

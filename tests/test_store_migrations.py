@@ -87,3 +87,6 @@ def test_decisions_undo_history_cache_and_predictions_survive(old):
     page = old.prediction_page(1, agreement="disagrees_with_teacher")
     assert [(r["id"], r["student"], r["teacher"], r["human"]) for r in page] == [
         ("a1", "dog", "cat", "dog")]
+    # A skip shows as one in the Student labels table (it was blank, like no decision).
+    humans = {r["id"]: r["human"] for r in old.prediction_page(1)}
+    assert humans == {"a1": "dog", "a2": "(skipped)", "a3": "cat", "a4": None}

@@ -50,7 +50,8 @@ COLUMNS = {
         help="The student's probability for its label (after a continuous update, "
              "calibrated: see the Distill page)"),
     "human": st.column_config.TextColumn("human", width=100,
-                                         help="Your review decision, if any"),
+                                         help="Your review decision, if any: a label, or "
+                                              "(skipped)"),
     # (no "teacher" column: its label is among the candidates; eight columns fit 1280 px)
     "teacher": None,
     "candidates": st.column_config.TextColumn("candidates", width=120,

@@ -104,7 +104,8 @@ class Queries:
         sql, params = self._prediction_query(
             "s.id AS sample_id, s.ext_id AS id, s.text, p.label AS student, "
             "ROUND(p.confidence, 3) AS confidence, a.label AS teacher, "
-            "a.candidates AS candidates, cur.label AS human, "
+            "a.candidates AS candidates, "
+            "CASE WHEN cur.action = 'skip' THEN '(skipped)' ELSE cur.label END AS human, "
             "p.out_of_candidate AS outside_candidates", run_id, label=label,
             agreement=agreement)
         sql += f" ORDER BY {PREDICTION_ORDERS[order]} LIMIT :limit OFFSET :offset"
