@@ -198,10 +198,11 @@ def delta(key: str, points: bool = True) -> str | None:
     """The change from the previous run, in percentage points (None without one)."""
     if before is None or metrics.get(key) is None or before.get(key) is None:
         return None
-    change = metrics[key] - before[key]
-    shown = f"{change * 100:+.1f} pts" if points else f"{change:+.2f}"
-    # No arrow for a change that rounds to nothing (a green "+0.0" reads as progress).
-    return None if shown.lstrip("+-").rstrip(" pts") in ("0.0", "0.00") else shown
+    change = round((metrics[key] - before[key]) * 100, 1) if points else \
+        round(metrics[key] - before[key], 2)
+    if change == 0:         # no arrow for nothing: a green "+0.0" reads as progress
+        return None
+    return f"{change:+.1f} pts" if points else f"{change:+.2f}"
 
 
 m = st.columns(5)

@@ -188,6 +188,18 @@ def require_project(page: str | None = None) -> tuple[Store, Project]:
     return store, project
 
 
+def kept_settings(page: str, project_id: int):
+    """(the settings dict, ``keep(name, value)``) of a page: the choices made there last,
+    kept for the session when another page is visited (Streamlit forgets a widget's value
+    once its page is left). ``keep`` records a widget's value and returns it."""
+    kept = st.session_state.setdefault(f"{page}-settings-{project_id}", {})
+
+    def keep(name: str, value):
+        kept[name] = value
+        return value
+    return kept, keep
+
+
 DEFAULT_REVIEWER = "reviewer"
 
 

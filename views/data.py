@@ -75,7 +75,7 @@ def import_section() -> None:
                             skip_bad_lines=skip_bad)
     schema, existing = store.label_schema(project.id), store.existing_ext_ids(project.id)
     unknown = plan_import(frame, schema, options=options,
-                          existing_ids=existing).report.unknown_gold
+                          existing_ids=existing).report.unknown_gold if options.gold_col else {}
     if unknown:
         st.caption("Gold values that are not label names: say which label each one means "
                    "(or leave it dropped).")

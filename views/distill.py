@@ -14,7 +14,8 @@ from candist_core.progress import DistillProgress, estimate_distillation, timed_
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
 from candist_core.tables import fitted_widths, shown_columns
-from views.common import registry, require_project, show_job, show_quality
+from views.common import (kept_settings, registry, require_project, show_job,
+                          show_quality)
 
 store, project = require_project("distill")
 st.title("Distill")
@@ -30,16 +31,7 @@ latest = next(iter(store.student_runs(project.id)), None)
 if latest and latest.status == "failed" and not (job and job.running):
     st.warning(f"Run #{latest.id} ({latest.method}) failed: {latest.error}")
 d = StudentConfig()
-# The settings chosen here last, kept for the session when the user visits another page
-# (Streamlit forgets a widget's value once its page is left).
-kept = st.session_state.setdefault(f"distill-settings-{project.id}", {})
-
-
-def keep(name: str, value):
-    kept[name] = value
-    return value
-
-
+kept, keep = kept_settings("distill", project.id)
 device = pick_device("auto")
 st.caption(f"Device: {device_description(device)}")
 c1, c2, c3 = st.columns(3)

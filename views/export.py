@@ -7,7 +7,7 @@ from candist_core.exporting import ANNOTATORS, ExportOptions, export_bytes, expo
 from candist_core.records import CandistError
 from candist_core.reports import export_counts, quality_estimate
 from candist_core.tables import fitted_widths
-from views.common import require_project, show_quality
+from views.common import kept_settings, require_project, show_quality
 
 store, project = require_project("export")
 st.title("Export")
@@ -22,16 +22,7 @@ if disputed:
 policies = {"Human, then student, then teacher": ("human", "student", "teacher"),
             "Human, then teacher": ("human", "teacher"),
             "Human only": ("human",)}
-# The choices made here last, kept for the session when another page is visited (Streamlit
-# forgets a widget's value once its page is left), as the Distill page keeps its settings.
-kept = st.session_state.setdefault(f"export-settings-{project.id}", {})
-
-
-def keep(name: str, value):
-    kept[name] = value
-    return value
-
-
+kept, keep = kept_settings("export", project.id)
 policy = keep("policy", st.selectbox(
     "Label policy", list(policies), index=list(policies).index(kept.get(
         "policy", next(iter(policies)))),
