@@ -58,3 +58,21 @@ def shown_columns(columns: dict[str, Iterable], *, keep: tuple[str, ...] = ("id"
     annotation a project's label, candidates and decision columns are all empty)."""
     return [c for c, values in columns.items()
             if c in keep or any(_shown(v).strip() for v in values)]
+
+
+# Streamlit wraps a cell's text only in rows taller than 4rem (64 px); 72 px rows show three
+# lines of a text instead of its first 30 characters.
+WRAP_ROW_PX = 72
+HEADER_PX = 38
+
+
+def wrapped_height(rows: int, *, visible: int = 8) -> int:
+    """Pixels for a table of ``rows`` wrapped rows: all of them up to ``visible`` (the rest
+    scroll inside the table), so a short table leaves no empty band."""
+    return HEADER_PX + WRAP_ROW_PX * max(1, min(rows, visible)) + 2
+
+
+def listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c': column names in a sentence."""
+    names = [str(n) for n in names]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)

@@ -168,6 +168,27 @@ def test_distill_settings_survive_a_visit_to_another_page(app_db):
     assert next(n for n in at.number_input if n.label == "Epochs").value == 7
     assert next(s for s in at.selectbox if s.label == "Method").value == "sa"
     assert "x 7 epoch(s)" in " ".join(i.value for i in at.info)     # the estimate follows
+    reloaded = page("distill")                  # a reload: a new session, same project
+    assert next(n for n in reloaded.number_input if n.label == "Epochs").value == 7
+    assert next(s for s in reloaded.selectbox if s.label == "Method").value == "sa"
+
+
+def test_a_kept_setting_the_page_no_longer_accepts_gives_way_to_the_default(app_db):
+    annotated(app_db)
+    with Store(app_db) as store:      # as an older version, or a hand edit, may leave them
+        project = store.get_project("trec")
+        store.set_page_settings(project.id, "distill", {"epochs": 500, "method": "gone",
+                                                        "lr": "fast", "model": 3})
+        store.set_page_settings(project.id, "export", {"policy": "Teacher first",
+                                                       "threshold": 7.0, "fmt": "xlsx"})
+    at = page("distill")
+    assert not at.exception, at.exception
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 4
+    assert next(s for s in at.selectbox if s.label == "Method").value == "candist"
+    at = page("export")
+    assert not at.exception, at.exception
+    assert next(s for s in at.slider if s.label == "Minimum confidence").value == 0.0
+    assert next(r for r in at.radio if r.label == "Format").value == "csv"
 
 
 def test_the_teacher_is_retaught_by_updates_unless_turned_off_and_annotate_says_so(app_db):

@@ -187,3 +187,18 @@ def test_a_predictions_write_that_fails_half_way_leaves_the_previous_ones(store)
     assert [p.sample_id for p in store.predictions(run)] == ids
     assert store.integrity_check() == "ok"
     store.record_decision(project.id, ids[0], action="skip")   # the connection still works
+
+
+def test_a_pages_choices_are_kept_per_project_and_survive_reopening(tmp_path):
+    with Store(tmp_path / "x.db") as s:
+        one, two = s.create_project("one", SCHEMA), s.create_project("two", SCHEMA)
+        assert s.page_settings(one.id, "distill") == {}
+        s.set_page_settings(one.id, "distill", {"epochs": 7, "lr": 5e-5, "method": "sa"})
+        s.set_page_settings(one.id, "distill", {"epochs": 8, "lr": 5e-5, "method": "sa"})
+        s.set_page_settings(two.id, "export", {"fmt": "jsonl"})
+    with Store(tmp_path / "x.db") as s:
+        assert s.page_settings(one.id, "distill") == {"epochs": 8, "lr": 5e-5, "method": "sa"}
+        assert s.page_settings(one.id, "export") == {}
+        assert s.page_settings(two.id, "export") == {"fmt": "jsonl"}
+        s.db.execute("UPDATE project_settings SET value = 'not json' WHERE key = 'page:export'")
+        assert s.page_settings(two.id, "export") == {}        # unreadable: the defaults

@@ -27,3 +27,17 @@ def test_columns_with_nothing_to_show_leave_their_room_to_the_text():
     table = {"id": ["a"], "text": ["t"], "label": ["", ""], "candidates": [None, ""],
              "gold": ["x", ""]}
     assert shown_columns(table, keep=("id", "text")) == ["id", "text", "gold"]
+
+
+def test_wrapped_rows_show_up_to_eight_texts_and_a_short_table_has_no_empty_band():
+    from candist_core.tables import HEADER_PX, WRAP_ROW_PX, wrapped_height
+    assert WRAP_ROW_PX > 64                    # Streamlit wraps cells only above 4rem
+    assert wrapped_height(3) == HEADER_PX + 3 * WRAP_ROW_PX + 2
+    assert wrapped_height(50) == wrapped_height(8) and wrapped_height(0) == wrapped_height(1)
+
+
+def test_column_names_read_as_a_sentence():
+    from candist_core.tables import listed
+    assert listed(["gold"]) == "gold"
+    assert listed(["gold", "annotators"]) == "gold and annotators"
+    assert listed(["a", "b", "c"]) == "a, b and c"

@@ -188,14 +188,39 @@ def require_project(page: str | None = None) -> tuple[Store, Project]:
     return store, project
 
 
-def kept_settings(page: str, project_id: int):
-    """(the settings dict, ``keep(name, value)``) of a page: the choices made there last,
-    kept for the session when another page is visited (Streamlit forgets a widget's value
-    once its page is left). ``keep`` records a widget's value and returns it."""
-    kept = st.session_state.setdefault(f"{page}-settings-{project_id}", {})
+class Kept(dict):
+    """A page's kept choices. What the database holds may be from an older version (a
+    label policy since renamed, a range since narrowed): a value the widget would refuse
+    gives way to the default instead of breaking the page."""
+
+    def choice(self, name: str, options, default):
+        value = self.get(name, default)
+        return value if value in list(options) else default
+
+    def number(self, name: str, low, high, default):
+        value = self.get(name, default)
+        ok = type(value) is type(default) and low <= value <= high
+        return value if ok else default
+
+    def text(self, name: str, default: str = "") -> str:
+        value = self.get(name, default)
+        return value if isinstance(value, str) else default
+
+
+def kept_settings(store, page: str, project_id: int):
+    """(the settings, ``keep(name, value)``) of a page: the choices made there last.
+    Streamlit forgets a widget's value once its page is left, and a reload forgets the
+    session: they are kept in the session and in the project's settings in the database.
+    ``keep`` records a widget's value (written only when it changes) and returns it."""
+    key = f"{page}-settings-{project_id}"
+    if key not in st.session_state:
+        st.session_state[key] = Kept(store.page_settings(project_id, page))
+    kept = st.session_state[key]
 
     def keep(name: str, value):
-        kept[name] = value
+        if kept.get(name) != value:
+            kept[name] = value
+            store.set_page_settings(project_id, page, dict(kept))
         return value
     return kept, keep
 

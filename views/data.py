@@ -10,7 +10,7 @@ from candist_core.importing import (ImportOptions, file_format, import_csv, plan
                                     read_table)
 from candist_core.records import CandistError
 from candist_core.store import SOURCES
-from candist_core.tables import fitted_widths, shown_columns
+from candist_core.tables import WRAP_ROW_PX, fitted_widths, shown_columns, wrapped_height
 from views.common import require_project
 
 store, project = require_project("data")
@@ -158,5 +158,6 @@ if rows:
              "decision": "The current human decision: label or skip",
              "gold": "The known correct label, when imported"}
     st.dataframe(table, hide_index=True, width="stretch", column_order=order,
+                 row_height=WRAP_ROW_PX, height=wrapped_height(len(table)),
                  column_config={c: st.column_config.TextColumn(c, width=w, help=help_.get(c))
                                 for c, w in fit.items()})

@@ -31,53 +31,59 @@ latest = next(iter(store.student_runs(project.id)), None)
 if latest and latest.status == "failed" and not (job and job.running):
     st.warning(f"Run #{latest.id} ({latest.method}) failed: {latest.error}")
 d = StudentConfig()
-kept, keep = kept_settings("distill", project.id)
+kept, keep = kept_settings(store, "distill", project.id)
 device = pick_device("auto")
 st.caption(f"Device: {device_description(device)}")
 c1, c2, c3 = st.columns(3)
 METHOD_NAMES = {"candist": "CanDist (Distribution Refinery)",
                 "sa": "Single-label distillation", "uniform": "Uniform over candidates"}
 method = keep("method", c1.selectbox(
-    "Method", METHODS, index=METHODS.index(kept.get("method", d.method)),
+    "Method", METHODS, index=METHODS.index(kept.choice("method", METHODS, d.method)),
     format_func=lambda m: METHOD_NAMES.get(m, m),
     help="CanDist: learns from the whole candidate set and, epoch by epoch, shifts weight to "
          "the labels the student itself finds likely (recommended). Single-label: only the "
          "teacher's first label. Uniform: every candidate counts the same."))
-epochs = keep("epochs", c2.number_input("Epochs", 1, 50, kept.get("epochs", d.epochs),
-                         help="Passes over all texts. More can help, each takes about as "
-                              "long as the first; the best epoch is kept."))
-lr = keep("lr", c3.number_input("Learning rate", 1e-6, 1e-3, kept.get("lr", d.lr),
+epochs = keep("epochs", c2.number_input("Epochs", 1, 50,
+                                        kept.number("epochs", 1, 50, d.epochs),
+                                        help="Passes over all texts. More can help, each "
+                                             "takes about as long as the first; the best "
+                                             "epoch is kept."))
+lr = keep("lr", c3.number_input("Learning rate", 1e-6, 1e-3,
+                                kept.number("lr", 1e-6, 1e-3, d.lr),
                                 format="%.6f", help="How big each training step is. The "
                                                     "default suits MiniLM."))
 with st.expander("More settings"):
     a1, a2, a3, a4 = st.columns(4)
     batch_size = keep("batch_size", a1.number_input(
-        "Batch size", 1, 256, kept.get("batch_size", d.batch_size),
+        "Batch size", 1, 256, kept.number("batch_size", 1, 256, d.batch_size),
                                  help="Texts per training step. Larger is faster on a GPU "
                                       "and needs more memory."))
     delta = keep("delta", a2.slider("delta (small-loss share)", 0.1, 0.9,
-                                    kept.get("delta", d.delta),
+                                    kept.number("delta", 0.1, 0.9, d.delta),
                       help="Each epoch, among the texts whose student label is inside their "
                            "candidate set, this share per predicted label (those with the "
                            "smallest loss) gets a target sharpened towards the student's "
                            "favourite (the 'sharpened' curve of the training chart, from the "
                            "second epoch of candist)."))
-    tau = keep("tau", a3.slider("tau (high confidence)", 0.5, 1.0, kept.get("tau", d.tau),
+    tau = keep("tau", a3.slider("tau (high confidence)", 0.5, 1.0,
+                                kept.number("tau", 0.5, 1.0, d.tau),
                     help="A text whose student label is outside its candidate set gets "
                          "that label as its target when the student gives it more than this "
                          "probability (the 'trusted outside the set' curve of the training "
                          "chart, from the second epoch of candist)."))
-    gamma = keep("gamma", a4.slider("gamma (sharpening)", 0.5, 1.0, kept.get("gamma", d.gamma),
+    gamma = keep("gamma", a4.slider("gamma (sharpening)", 0.5, 1.0,
+                                    kept.number("gamma", 0.5, 1.0, d.gamma),
                       help="How strongly the targets inside a candidate set are sharpened "
                            "towards the student's favourite: 1 keeps them as they are, "
                            "lower sharpens more."))
     model = keep("model", st.text_input("Model directory (empty: all-MiniLM-L6-v2)",
-                                        value=kept.get("model", ""),
+                                        value=kept.text("model"),
                           help="A local Hugging Face encoder folder; empty uses the bundled "
                                "all-MiniLM-L6-v2 (small, runs on a laptop)."))
     head_init = keep("head_init", st.selectbox(
         "Classifier head starts", HEAD_INITS,
-        index=HEAD_INITS.index(kept.get("head_init", d.head_init)), format_func=lambda h: {
+        index=HEAD_INITS.index(kept.choice("head_init", HEAD_INITS, d.head_init)),
+        format_func=lambda h: {
             "auto": f"auto (prototypes under {d.prototypes_below:g} samples a class, "
                     "else random)",
             "random": "random",

@@ -6,7 +6,7 @@ from candist_core.agreement import open_conflicts
 from candist_core.exporting import ANNOTATORS, ExportOptions, export_bytes, export_preview
 from candist_core.records import CandistError
 from candist_core.reports import export_counts, quality_estimate
-from candist_core.tables import fitted_widths
+from candist_core.tables import WRAP_ROW_PX, fitted_widths, listed, wrapped_height
 from views.common import kept_settings, require_project, show_quality
 
 store, project = require_project("export")
@@ -22,22 +22,22 @@ if disputed:
 policies = {"Human, then student, then teacher": ("human", "student", "teacher"),
             "Human, then teacher": ("human", "teacher"),
             "Human only": ("human",)}
-kept, keep = kept_settings("export", project.id)
+kept, keep = kept_settings(store, "export", project.id)
 policy = keep("policy", st.selectbox(
-    "Label policy", list(policies), index=list(policies).index(kept.get(
-        "policy", next(iter(policies)))),
+    "Label policy", list(policies), index=list(policies).index(kept.choice(
+        "policy", policies, next(iter(policies)))),
     help="Which label each text gets: the first source in this order that has one. Human: "
          "your review decisions; student: the distilled model's prediction; teacher: the "
          "first label of its candidate set. A skipped text has no human label: it gets the "
          "next source's label (or none with 'Human only')."))
 c1, c2 = st.columns(2)
 threshold = keep("threshold", c1.slider(
-    "Minimum confidence", 0.0, 1.0, kept.get("threshold", 0.0), 0.05,
+    "Minimum confidence", 0.0, 1.0, kept.number("threshold", 0.0, 1.0, 0.0), 0.05,
     help="Student or teacher labels less sure than this are not used. Human labels are "
          "always kept."))
 BELOW = ["blank", "drop"]
 below = keep("below", c2.radio(
-    "Rows below it", BELOW, horizontal=True, index=BELOW.index(kept.get("below", "blank")),
+    "Rows below it", BELOW, horizontal=True, index=BELOW.index(kept.choice("below", BELOW, "blank")),
     format_func={"blank": "keep them unlabeled", "drop": "leave them out"}.get))
 try:
     options = ExportOptions(sources=policies[policy], min_confidence=threshold, below=below)
@@ -75,25 +75,43 @@ FORMATS = {"csv": ("CSV (spreadsheets; formula cells neutralised)", "text/csv"),
            "parquet": ("Parquet (pandas, Hugging Face datasets; the candidates as a list)",
                        "application/vnd.apache.parquet")}
 fmt = keep("fmt", st.radio("Format", list(FORMATS), horizontal=True,
-                           index=list(FORMATS).index(kept.get("fmt", "csv")),
+                           index=list(FORMATS).index(kept.choice("fmt", FORMATS, "csv")),
                            format_func=lambda f: FORMATS[f][0]))
-st.caption("The first 20 rows (the same columns in every format; hover a cell to read a "
-           "long text whole):")
 preview = pd.DataFrame(export_preview(store, project.id, options=options))
-# The ids and labels are what a reader checks here: whole; the text gives way (hover a cell).
-width = fitted_widths({c: preview[c] for c in preview.columns}, fixed={"confidence": 80},
-                      min_flex=80, whole=("id", "label", "gold"))
+# What a reader checks here: the text (wrapped, three lines a row), its label, where that
+# comes from and how sure it is. The file's other columns would squeeze the text to a few
+# words at 1280 px: they are a tick away.
+MAIN = ["id", "text", "label", "label_source", "confidence", "candidates"]
+extra = [c for c in preview.columns if c not in MAIN]
+every = st.toggle("Show every column of the file", key=f"export-every-{project.id}",
+                  help="The preview shows the columns that say which label each text gets; "
+                       f"the file also has {listed(extra)}.") if extra else False
+shown = [c for c in preview.columns if every or c in MAIN]
+st.caption(f"The first {len(preview)} rows of the file"
+           + ("" if every or not extra else f" (without its {listed(extra)} "
+                                            f"column{'s' if len(extra) > 1 else ''})")
+           + ". Every format has the same columns (CSV writes a candidate set as a JSON "
+             "list); hover a cell to read it whole.")
+if "candidates" in preview:   # a list in JSONL and Parquet; words that wrap, here
+    preview["candidates"] = [", ".join(c) if isinstance(c, list) else c
+                             for c in preview["candidates"]]
+# The ids and labels are whole; the text takes what is left and wraps.
+width = fitted_widths({c: preview[c] for c in shown}, fixed={"confidence": 80},
+                      min_flex=80 if every else 220, whole=("id", "label", "gold"))
 HELP = {"label_source": "Where the label comes from: human (a review or audit decision), "
                         "student or teacher",
-        "confidence": "The probability of the exported label (1 for a human label)",
+        "confidence": "The probability of the exported label, 0 to 1 as the file writes it "
+                      "(1 for a human label)",
         "candidates": "The teacher's candidate set",
         "gold": "The label imported as known correct (only to measure quality)",
         ANNOTATORS: "How many people labelled the text (2 on a team's overlap texts)"}
-KIND = {"confidence": lambda c, **k: st.column_config.NumberColumn(c, format="%.3f", **k),
-        ANNOTATORS: st.column_config.NumberColumn, "candidates": st.column_config.ListColumn}
-st.dataframe(preview, hide_index=True, width="stretch", column_config={
-    c: KIND.get(c, st.column_config.TextColumn)(c, width=width[c], help=HELP.get(c))
-    for c in width})
+KIND = {"confidence": lambda c, **k: st.column_config.NumberColumn(c, format="%.4f", **k),
+        ANNOTATORS: st.column_config.NumberColumn}
+st.dataframe(preview, hide_index=True, width="stretch", column_order=shown,
+             row_height=WRAP_ROW_PX, height=wrapped_height(len(preview)), column_config={
+                 c: KIND.get(c, st.column_config.TextColumn)(c, width=width[c],
+                                                             help=HELP.get(c))
+                 for c in width})
 # The whole file is built only when the button is pressed.
 st.download_button(f"Download cleaned {fmt.upper() if fmt != 'parquet' else 'Parquet'}",
                    lambda: export_bytes(store, project.id, fmt=fmt, options=options),

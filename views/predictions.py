@@ -6,7 +6,7 @@ import streamlit as st
 
 from candist_core import charts
 from candist_core.store import PREDICTION_FILTERS, PREDICTION_ORDERS
-from candist_core.tables import fitted_widths
+from candist_core.tables import WRAP_ROW_PX, fitted_widths, shown_columns, wrapped_height
 from views.common import require_project
 
 store, project = require_project("predictions")
@@ -46,7 +46,7 @@ COLUMNS = {
     "student": st.column_config.TextColumn("student", width=110,
                                            help="The student's predicted label"),
     "confidence": st.column_config.ProgressColumn(
-        "confidence", width=90, min_value=0.0, max_value=1.0, format="%.2f",
+        "confidence", width=90, min_value=0, max_value=100, format="%.0f%%",
         help="The student's probability for its label (after a continuous update, "
              "calibrated: see the Distill page)"),
     "human": st.column_config.TextColumn("human", width=100,
@@ -63,17 +63,21 @@ if not table.empty:
     table.insert(0, "review", False)
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
     table["outside_candidates"] = table["outside_candidates"].astype(bool)
-    shown = [c for c in COLUMNS if COLUMNS[c] is not None]
-    # The text is what a reader scans: it keeps 240 px, the label columns give way (their
-    # full value shows on hover).
+    table["confidence"] = table["confidence"] * 100    # percent, as on Review
+    # Columns with nothing to show yet (no review decision on this page) leave their room
+    # to the text, which wraps over three lines; ids and labels stay whole.
+    shown = shown_columns({c: table[c] for c in COLUMNS if COLUMNS[c] is not None},
+                          keep=("review", "id", "text", "student", "confidence",
+                                "outside_candidates"))
     fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 70, "confidence": 90,
                                                                "outside_candidates": 70},
-                        min_flex=200, whole=("id", "student", "human"))
+                        min_flex=220, whole=("id", "student", "human"))
     for c in shown:
         COLUMNS[c]["width"] = fit[c]
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),
                             hide_index=True, column_config=COLUMNS,
-                            column_order=shown,
+                            column_order=shown, row_height=WRAP_ROW_PX,
+                            height=wrapped_height(len(table)),
                             key=(editor := f"pred-{page}-{label}-{agreement}-{order}"))
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):
@@ -95,10 +99,11 @@ per_class = pd.DataFrame({"label": labels}).merge(
     pd.DataFrame(summary["per_class"], columns=["label", "predicted", "mean_confidence",
                                                 "outside_candidates"]),
     on="label", how="left").fillna({"predicted": 0, "outside_candidates": 0})
+per_class["mean_confidence"] = per_class["mean_confidence"] * 100
 st.dataframe(per_class, width="stretch", hide_index=True, column_config={
     "predicted": st.column_config.NumberColumn(help="Texts the student gives this label"),
     "mean_confidence": st.column_config.NumberColumn(
-        "mean confidence", format="%.3f", help="Its average probability on those texts"),
+        "mean confidence", format="%.0f%%", help="Its average probability on those texts"),
     "outside_candidates": st.column_config.NumberColumn(
         "outside candidates", help="Of those, texts where the teacher did not offer it")})
 if summary["human"]:
