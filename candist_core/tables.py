@@ -28,18 +28,29 @@ def content_width(header: str, values: Iterable) -> int:
     return max(MIN_PX, min(MAX_PX, longest * CHAR_PX + PAD_PX))
 
 
+def _word_width(header: str, values: Iterable) -> int:
+    """Pixels for the header and the longest word of any value: a wrapped cell breaks
+    between words, and a label cut mid-word ("account_ac / cess") reads as two."""
+    words = [w for v in values for w in _shown(v).replace(",", " ").split()]
+    longest = max([len(header)] + [len(w) for w in words])
+    return max(MIN_PX, longest * CHAR_PX + PAD_PX)
+
+
 def fitted_widths(columns: dict[str, Iterable], *, flex: str = "text",
                   fixed: dict[str, int] | None = None, total: int = PAGE_WIDTH,
-                  min_flex: int = MIN_FLEX, whole: tuple[str, ...] = ("id",)
-                  ) -> dict[str, int]:
+                  min_flex: int = MIN_FLEX, whole: tuple[str, ...] = ("id",),
+                  wraps: tuple[str, ...] = ()) -> dict[str, int]:
     """Column -> width in px for ``columns`` (name -> values shown). ``fixed``: widths
     that stay (checkboxes, progress bars). When the columns need more than ``total``
     less ``min_flex`` (what the flexible column keeps at least), the widest are narrowed
-    first, never below their header, and the ``whole`` columns (ids: a cut "demo-00" tells
-    rows apart no more) not at all."""
+    first, never below their header, the ``whole`` columns (ids: a cut "demo-00" tells
+    rows apart no more) not at all, and the ``wraps`` columns (in rows tall enough to wrap)
+    never below their longest word."""
     fixed = fixed or {}
-    widths = {c: fixed.get(c) or content_width(c, v) for c, v in columns.items() if c != flex}
+    values = {c: list(v) for c, v in columns.items()}
+    widths = {c: fixed.get(c) or content_width(c, v) for c, v in values.items() if c != flex}
     floor = {c: fixed.get(c) or (widths[c] if c in whole else
+                                 min(widths[c], _word_width(c, values[c])) if c in wraps else
                                  max(MIN_PX, len(c) * CHAR_PX + PAD_PX)) for c in widths}
     budget = total - (min_flex if flex in columns else 0)
     while sum(widths.values()) > budget:

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from candist_core.encoder import shared_encoder
 from candist_core.importing import ImportOptions, import_csv
+from candist_core.review_queue import review_queue, send_to_review
 from candist_core.schema import load_schema
 from candist_core.store import Store
 from candist_core.teacher import OfflineTeacher, TeacherConfig, annotate_project
@@ -180,14 +181,14 @@ def test_a_kept_setting_the_page_no_longer_accepts_gives_way_to_the_default(app_
         store.set_page_settings(project.id, "distill", {"epochs": 500, "method": "gone",
                                                         "lr": "fast", "model": 3})
         store.set_page_settings(project.id, "export", {"policy": "Teacher first",
-                                                       "threshold": 7.0, "fmt": "xlsx"})
+                                                       "min_confidence_pct": 700, "fmt": "xlsx"})
     at = page("distill")
     assert not at.exception, at.exception
     assert next(n for n in at.number_input if n.label == "Epochs").value == 4
     assert next(s for s in at.selectbox if s.label == "Method").value == "candist"
     at = page("export")
     assert not at.exception, at.exception
-    assert next(s for s in at.slider if s.label == "Minimum confidence").value == 0.0
+    assert next(s for s in at.slider if s.label == "Minimum confidence").value == 0
     assert next(r for r in at.radio if r.label == "Format").value == "csv"
 
 
@@ -282,8 +283,9 @@ def test_review_text_is_plain_text_never_html(app_db):
         store.insert_samples(project.id, [("x", hostile, None)])
         hostile_id = store.samples(project.id)[-1].id
     annotated(app_db, "ca_all")
+    with Store(app_db) as store:
+        send_to_review(store, project.id, [hostile_id], who="reviewer")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["review_first"] = [hostile_id]   # as "Send to the review queue" does
     at.run()
     at.switch_page("views/review.py")
     at.run()
@@ -397,29 +399,41 @@ def test_the_reviewer_name_is_kept_in_the_address_so_a_reload_keeps_it(app_db):
     assert next(t for t in reload.sidebar.text_input if t.label == "Reviewer").value == "ana"
 
 
-def test_texts_sent_from_student_labels_come_before_the_one_left_open_on_review(app_db):
+def test_texts_sent_from_student_labels_come_first_in_this_tab_after_a_reload_and_in_order(
+        app_db):
     annotated(app_db, "ca_all")
     at = page("review")
     open_text = at.text[0].value                     # leased to this reviewer
     with Store(app_db) as store:
         project = store.get_project("trec")
-        sent = next(s for s in store.samples(project.id) if s.text != open_text)
-    at.session_state["review_first"] = [sent.id]     # as "Send to the review queue" does
-    at.session_state["queue"] = None
-    at.run()
-    assert at.text[0].value == sent.text
-
+        first, second = [s for s in store.samples(project.id) if s.text != open_text][5:7]
+        # What "Send 2 to the review queue" on Student labels does.
+        assert send_to_review(store, project.id, [first.id, second.id],
+                              who="reviewer") == [first.id, second.id]
+    at.run()                                          # the same tab
+    assert at.text[0].value == first.text
+    assert any("sent from the Student labels page" in c.value for c in at.caption)
+    reloaded = page("review")                         # a reload: a new session
+    assert reloaded.text[0].value == first.text
+    with Store(app_db) as store:
+        assert [r["sample_id"] for r in review_queue(store, project.id, n=2)] == \
+            [first.id, second.id]                     # the `queue` command agrees
+    next(iter(label_buttons(reloaded).values())).click()
+    reloaded.run()
+    assert reloaded.text[0].value == second.text      # then the second one sent
+    with Store(app_db) as store:
+        assert store.sent_to_review(project.id) == [second.id]
 
 
 def test_export_settings_survive_a_visit_to_another_page(app_db):
     annotated(app_db)
     at = page("export")
-    next(s for s in at.slider if s.label == "Minimum confidence").set_value(0.25)
+    next(s for s in at.slider if s.label == "Minimum confidence").set_value(25)
     next(r for r in at.radio if r.label == "Format").set_value("jsonl")
     at.run()
     at.switch_page("views/home.py")
     at.run()
     at.switch_page("views/export.py")
     at.run()
-    assert next(s for s in at.slider if s.label == "Minimum confidence").value == 0.25
+    assert next(s for s in at.slider if s.label == "Minimum confidence").value == 25
     assert next(r for r in at.radio if r.label == "Format").value == "jsonl"

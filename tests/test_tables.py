@@ -41,3 +41,16 @@ def test_column_names_read_as_a_sentence():
     assert listed(["gold"]) == "gold"
     assert listed(["gold", "annotators"]) == "gold and annotators"
     assert listed(["a", "b", "c"]) == "a, b and c"
+
+
+def test_a_wrapped_column_narrows_to_its_longest_word_never_cutting_a_label():
+    from candist_core.tables import PAD_PX
+    columns = {"id": ["demo-001"], "text": ["t"], "student": ["technical_problem"],
+               "candidates": ["delivery, technical_problem, account_access, returns_refunds"],
+               "human": ["returns_refunds"], "confidence": [0.5]}
+    widths = fitted_widths(columns, fixed={"confidence": 90}, min_flex=400,
+                           whole=("id", "student", "human"), wraps=("candidates",))
+    assert widths["candidates"] == len("technical_problem") * CHAR_PX + PAD_PX
+    unwrapped = fitted_widths(columns, fixed={"confidence": 90}, min_flex=400,
+                              whole=("id", "student", "human"))
+    assert unwrapped["candidates"] < widths["candidates"]   # without wrapping: the header

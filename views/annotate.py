@@ -233,12 +233,31 @@ tab2.plotly_chart(charts.label_frequency_figure(sets, labels), width="stretch")
 tab3.plotly_chart(charts.cooccurrence_figure(sets, labels), width="stretch")
 if metrics["per_class"]:
     per_class = pd.DataFrame(metrics["per_class"])
-    tab2.dataframe(per_class.round(3), width="stretch", hide_index=True)
-    if "beta" in per_class.columns:
-        tab2.caption("Per gold label: n texts; coverage: share whose set holds the gold "
-                     "label; β: how much the sets narrow it down, (labels − set size) / "
-                     "(labels − 1): 1 for one-label sets, 0 when every label is kept; f1: "
-                     "the balance of coverage and β.")
+    for share in ("coverage", "beta", "f1", "sa_accuracy"):    # percents, as the tiles
+        if share in per_class:
+            per_class[share] = per_class[share] * 100
+    PERCENT = "%.1f%%"
+    tab2.dataframe(per_class, width="stretch", hide_index=True, column_config={
+        "label": st.column_config.TextColumn("gold label"),
+        "n": st.column_config.NumberColumn("texts", help="Texts with this gold label"),
+        "coverage": st.column_config.NumberColumn(
+            "coverage", format=PERCENT,
+            help="Share of those texts whose candidate set holds the gold label"),
+        "beta": st.column_config.NumberColumn(
+            "narrowing (β)", format=PERCENT,
+            help="How much the sets narrow the labels down: (labels − set size) / "
+                 "(labels − 1); 100% for one-label sets, 0% when every label is kept"),
+        "f1": st.column_config.NumberColumn(
+            "balance (F1)", format=PERCENT,
+            help="The harmonic mean of coverage and narrowing: high only when the sets are "
+                 "both right and small"),
+        "mean_labels": st.column_config.NumberColumn(
+            "labels a text", format="%.2f", help="Mean candidate-set size"),
+        "sa_accuracy": st.column_config.NumberColumn(
+            "teacher's first label right", format=PERCENT,
+            help="SA accuracy: how often the teacher's single best label is the gold one")})
+    tab2.caption("One row per gold label: how the teacher's candidate sets do on the texts "
+                 "that have it (hover a column name for what it measures).")
 errors = store.annotations(run.id, errors_only=True) if metrics["errors"] else []
 if errors:
     tab4.dataframe(pd.DataFrame([{"id": e.ext_id, "kind": e.error_kind, "error": e.error,

@@ -252,6 +252,16 @@ def reviewer_name() -> str:
     return who
 
 
+def current_reviewer() -> str | None:
+    """The name decisions would be recorded under, read without drawing the sidebar box
+    (pages other than Review): the signed-in email, else the name kept in the session or
+    the address."""
+    if sign_in_configured():
+        return current_user()
+    return st.session_state.get("reviewer") or st.query_params.get("reviewer") \
+        or DEFAULT_REVIEWER
+
+
 @st.cache_resource
 def _said(text: str) -> bool:
     print(f"warning: {text}", file=sys.stderr, flush=True)

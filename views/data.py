@@ -147,15 +147,20 @@ rows = store.browse_samples(project.id, **filters, limit=PAGE_SIZE,
 if rows:
     table = pd.DataFrame(rows).fillna("")
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
+    # A skip is the one decision the label and its source do not show: said in the source
+    # (a column of its own cut the gold labels off at 1280 px).
+    table["source"] = [f"{src}, skipped" if d == "skip" else src
+                       for src, d in zip(table["source"], table["decision"])]
     order = shown_columns({c: table[c] for c in ["id", "text", "label", "source",
-                                                 "candidates", "decision", "gold"]
+                                                 "candidates", "gold"]
                            if c in table})
-    fit = fitted_widths({c: table[c] for c in order}, min_flex=240)
-    help_ = {"label": "The label the default export policy gives it now (human, then "
-                      "student, then teacher)",
-             "source": "human, student, teacher or none",
+    fit = fitted_widths({c: table[c] for c in order}, min_flex=220, wraps=tuple(order))
+    help_ = {"label": "The label the export gives it with the default policy (human, then "
+                      "student, then teacher) and no minimum confidence; the Export page's "
+                      "settings may leave it unlabelled",
+             "source": "human, student, teacher or none; 'skipped' when a reviewer "
+                       "skipped the text",
              "candidates": "The teacher's candidate set",
-             "decision": "The current human decision: label or skip",
              "gold": "The known correct label, when imported"}
     st.dataframe(table, hide_index=True, width="stretch", column_order=order,
                  row_height=WRAP_ROW_PX, height=wrapped_height(len(table)),

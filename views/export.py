@@ -31,10 +31,12 @@ policy = keep("policy", st.selectbox(
          "first label of its candidate set. A skipped text has no human label: it gets the "
          "next source's label (or none with 'Human only')."))
 c1, c2 = st.columns(2)
-threshold = keep("threshold", c1.slider(
-    "Minimum confidence", 0.0, 1.0, kept.number("threshold", 0.0, 1.0, 0.0), 0.05,
-    help="Student or teacher labels less sure than this are not used. Human labels are "
-         "always kept."))
+# In percent, as the Review and Student labels pages show a probability.
+threshold = keep("min_confidence_pct", c1.slider(
+    "Minimum confidence", 0, 100, kept.number("min_confidence_pct", 0, 100, 0), 5,
+    format="%d%%",
+    help="Student or teacher labels less sure than this (their probability, as the Review "
+         "and Student labels pages show it) are not used. Human labels are always kept.")) / 100
 BELOW = ["blank", "drop"]
 below = keep("below", c2.radio(
     "Rows below it", BELOW, horizontal=True, index=BELOW.index(kept.choice("below", BELOW, "blank")),
@@ -83,21 +85,24 @@ preview = pd.DataFrame(export_preview(store, project.id, options=options))
 # words at 1280 px: they are a tick away.
 MAIN = ["id", "text", "label", "label_source", "confidence", "candidates"]
 extra = [c for c in preview.columns if c not in MAIN]
-every = st.toggle("Show every column of the file", key=f"export-every-{project.id}",
-                  help="The preview shows the columns that say which label each text gets; "
-                       f"the file also has {listed(extra)}.") if extra else False
+every = keep("every", st.toggle(
+    "Show every column of the file", value=kept.choice("every", (True, False), False),
+    help="The preview shows the columns that say which label each text gets; the file "
+         f"also has {listed(extra)}.")) if extra else False
 shown = [c for c in preview.columns if every or c in MAIN]
 st.caption(f"The first {len(preview)} rows of the file"
            + ("" if every or not extra else f" (without its {listed(extra)} "
                                             f"column{'s' if len(extra) > 1 else ''})")
            + ". Every format has the same columns (CSV writes a candidate set as a JSON "
-             "list); hover a cell to read it whole.")
+             "list); hover a cell to read it whole"
+           + ("; scroll the table sideways for the last columns." if every else "."))
 if "candidates" in preview:   # a list in JSONL and Parquet; words that wrap, here
     preview["candidates"] = [", ".join(c) if isinstance(c, list) else c
                              for c in preview["candidates"]]
-# The ids and labels are whole; the text takes what is left and wraps.
+# The ids and labels are whole, the candidates wrap between labels, the text takes what is
+# left and wraps (with every column, it keeps 220 px and the table scrolls sideways).
 width = fitted_widths({c: preview[c] for c in shown}, fixed={"confidence": 80},
-                      min_flex=80 if every else 220, whole=("id", "label", "gold"))
+                      min_flex=220, whole=("id", "label", "gold"), wraps=("candidates",))
 HELP = {"label_source": "Where the label comes from: human (a review or audit decision), "
                         "student or teacher",
         "confidence": "The probability of the exported label, 0 to 1 as the file writes it "

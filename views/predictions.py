@@ -5,9 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from candist_core import charts
+from candist_core.review_queue import send_to_review
 from candist_core.store import PREDICTION_FILTERS, PREDICTION_ORDERS
 from candist_core.tables import WRAP_ROW_PX, fitted_widths, shown_columns, wrapped_height
-from views.common import require_project
+from views.common import current_reviewer, require_project
 
 store, project = require_project("predictions")
 st.title("Student labels")
@@ -31,7 +32,8 @@ agreement = c2.selectbox("Agreement", list(PREDICTION_FILTERS), format_func=AGRE
 order = c3.selectbox("Sort by", list(PREDICTION_ORDERS), format_func=ORDER.get)
 page_size = 50
 total = store.count_predictions(run.id, label=label, agreement=agreement)
-page = c4.number_input("Page", 1, max(1, -(-total // page_size)), 1)
+pages = max(1, -(-total // page_size))
+page = c4.number_input(f"Page (of {pages})", 1, pages, 1)
 rows = store.prediction_page(run.id, label=label, agreement=agreement, order=order,
                              limit=page_size, offset=(int(page) - 1) * page_size)
 st.caption(f"{total} predictions match.")
@@ -46,7 +48,7 @@ COLUMNS = {
     "student": st.column_config.TextColumn("student", width=110,
                                            help="The student's predicted label"),
     "confidence": st.column_config.ProgressColumn(
-        "confidence", width=90, min_value=0, max_value=100, format="%.0f%%",
+        "confidence", width=80, min_value=0, max_value=100, format="%.0f%%",
         help="The student's probability for its label (after a continuous update, "
              "calibrated: see the Distill page)"),
     "human": st.column_config.TextColumn("human", width=100,
@@ -54,10 +56,12 @@ COLUMNS = {
                                               "(skipped)"),
     # (no "teacher" column: its label is among the candidates; eight columns fit 1280 px)
     "teacher": None,
-    "candidates": st.column_config.TextColumn("candidates", width=120,
-                                              help="The teacher's candidate set"),
-    "outside_candidates": st.column_config.CheckboxColumn(
-        "outside", width=60, help="The student's label is not in the teacher's set"),
+    "candidates": st.column_config.TextColumn(
+        "candidates", width=120, help="The teacher's candidate set. Texts whose student "
+                                      "label is not in it: Agreement, 'outside candidates'"),
+    # (no "outside" column: the Agreement filter lists those texts; seven columns and a
+    # readable text fit 1280 px)
+    "outside_candidates": None,
 }
 if not table.empty:
     table.insert(0, "review", False)
@@ -67,11 +71,10 @@ if not table.empty:
     # Columns with nothing to show yet (no review decision on this page) leave their room
     # to the text, which wraps over three lines; ids and labels stay whole.
     shown = shown_columns({c: table[c] for c in COLUMNS if COLUMNS[c] is not None},
-                          keep=("review", "id", "text", "student", "confidence",
-                                "outside_candidates"))
-    fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 70, "confidence": 90,
-                                                               "outside_candidates": 70},
-                        min_flex=220, whole=("id", "student", "human"))
+                          keep=("review", "id", "text", "student", "confidence"))
+    fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 80, "confidence": 80},
+                        min_flex=200, whole=("id", "student", "human"),
+                        wraps=("candidates",))
     for c in shown:
         COLUMNS[c]["width"] = fit[c]
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),
@@ -81,17 +84,15 @@ if not table.empty:
                             key=(editor := f"pred-{page}-{label}-{agreement}-{order}"))
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):
-        done = set(store.decided_ids(project.id).tolist())
-        queued = [int(c) for c in chosen if int(c) not in done]
-        st.session_state["review_first"] = queued
-        st.session_state["queue"] = None  # rebuilt on the Review page, these first
+        sent = send_to_review(store, project.id, [int(c) for c in chosen],
+                              who=current_reviewer())
         st.session_state.pop(editor, None)   # the ticks are cleared: they were sent
         st.session_state["predictions_flash"] = " ".join(filter(None, [
-            f"Sent {len(queued)} text(s): they come first on the Review page." if queued
-            else None,
-            f"{len(chosen) - len(queued)} already decided (labelled or skipped) stay "
+            f"Sent {len(sent)} text(s): they come first on the Review page, for every "
+            f"reviewer, until decided." if sent else None,
+            f"{len(chosen) - len(sent)} already decided (labelled or skipped) stay "
             f"decided: change them from Review's list of recent decisions."
-            if len(queued) < len(chosen) else None]))
+            if len(sent) < len(chosen) else None]))
         st.rerun()
 summary = store.prediction_summary(run.id)
 st.subheader("Per class")

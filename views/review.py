@@ -200,7 +200,7 @@ def load_queue(reviewed: list[int]) -> dict:
     the progress bar goes on counting them."""
     signals = store.review_signals(project.id)
     ranked = signals["sample_id"][rank_ambiguous(signals, signal=signal, label=label)].tolist()
-    first = reviewed + st.session_state.pop("review_first", [])
+    first = reviewed + [i for i in store.sent_to_review(project.id) if i not in reviewed]
     sent = set(first)
     candidates = dict(zip(signals["sample_id"].tolist(), signals["candidates"]))
     return {"ids": first + [i for i in ranked if i not in sent], "candidates": candidates,
@@ -210,9 +210,10 @@ def load_queue(reviewed: list[int]) -> dict:
             "teacher_run": signals["teacher_run"], "student_run": signals["student_run"]}
 
 
-# A new teacher or student run re-ranks the queue (and fills it after a first annotation).
+# A new teacher or student run re-ranks the queue (and fills it after a first annotation);
+# texts sent from Student labels (kept in the database) are put first.
 queue_key = (project.id, signal, label, latest_teacher and latest_teacher.id,
-             latest_student and latest_student.id)
+             latest_student and latest_student.id, store.sent_to_review_version(project.id))
 if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue") is None:
     old, old_key = st.session_state.get("queue"), st.session_state.get("queue_key")
     kept = []
@@ -226,10 +227,6 @@ if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue
         if st.session_state.get("review_shown") is not None and \
                 not st.session_state.get("review_keep_shown"):
             store.release_lease(project.id, st.session_state["review_shown"], who)
-    if st.session_state.get("review_first") and \
-            st.session_state.get("review_shown") is not None:
-        # Texts sent from Student labels come first, before the one left open here.
-        store.release_lease(project.id, st.session_state["review_shown"], who)
     st.session_state["queue"] = load_queue(kept)
     st.session_state["queue_key"] = queue_key
 st.session_state.pop("review_keep_shown", None)
@@ -403,6 +400,8 @@ if queue["student_run"] is not None:
 with st.container(border=True):
     st.text(sample.text)  # plain text, never rendered as HTML or Markdown
     why = [f"the teacher kept {len(candidates)} of {len(labels)} labels"]
+    if sample_id in store.sent_to_review(project.id):
+        why.insert(0, "sent from the Student labels page")
     if probs:
         top = max(probs, key=probs.get)
         why.append(f"the student says {top} ({probs[top]:.0%})"
@@ -417,7 +416,7 @@ with st.container(border=True):
                    + ("" if sign_in_configured() else " It was labelled under another "
                       "name; reviewers are told apart by the name in the sidebar."))
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)
-st.caption("Highlighted: the teacher's candidates"
+st.caption("Blue: the teacher's candidates (nothing is chosen until you press a label)"
            + (" · the percentage is the student's probability" if probs else "")
            + ". Each label keeps its key on every text"
            + (f"; the {sum(k is None for k in keys.values())} labels past the first "

@@ -18,6 +18,7 @@ from .connection import SCHEMA_VERSION, Connection, now
 from .decisions import DecisionsTable
 from .label_keys import LabelKeysTable
 from .page_settings import PageSettingsTable
+from .sent_to_review import SentToReviewTable
 from .projects import ProjectsTable, SamplesTable, validate_project_name
 from .queries import PREDICTION_FILTERS, PREDICTION_ORDERS, Queries
 from .student_runs import StudentRunsTable
@@ -31,7 +32,7 @@ __all__ = ["Store", "SCHEMA_VERSION", "PREDICTION_FILTERS", "PREDICTION_ORDERS",
 
 class Store(ProjectsTable, SamplesTable, TeacherRunsTable, ReplyCacheTable, DecisionsTable,
             StudentRunsTable, Queries, LabelKeysTable, SampleBrowser, AuditsTable,
-            TeamTable, UpdatesTable, PageSettingsTable):
+            TeamTable, UpdatesTable, PageSettingsTable, SentToReviewTable):
     """A CanDist database file. Open with ``Store(path)``; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0):

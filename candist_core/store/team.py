@@ -285,6 +285,11 @@ class TeamTable:
         self._c.write("DELETE FROM leases WHERE project_id = ? AND sample_id = ? AND who = ?",
                       [project_id, sample_id, who])
 
+    def release_leases(self, project_id: int, who: str) -> None:
+        """Let go of every text ``who`` holds (texts sent to review then come first for
+        them, instead of the one left open)."""
+        self._c.write("DELETE FROM leases WHERE project_id = ? AND who = ?", [project_id, who])
+
     def active_leases(self, project_id: int, *, now: float | None = None) -> list[Lease]:
         """Unexpired leases of a project (at ``now``, unix seconds), soonest to expire
         first."""

@@ -1,0 +1,45 @@
+"""Texts sent to the review queue from the Student labels page, in ``project_settings``
+under ``review_first``: they come first on the Review page of every reviewer of the project
+until someone decides them. Kept in the database, not the browser session, so a reload, a
+new tab or a restart of the server does not drop them (the session alone lost them, a walk
+found)."""
+from __future__ import annotations
+
+import json
+
+from .connection import Connection
+
+KEY = "review_first"
+
+
+class SentToReviewTable:
+    _c: Connection
+
+    def sent_to_review_version(self, project_id: int) -> str:
+        """Changes with every send (not when a sent text is decided): the Review page puts
+        newly sent texts before the one it holds open only when this changed."""
+        return self._c.scalar("SELECT value FROM project_settings WHERE project_id = ? "
+                              "AND key = ?", [project_id, KEY]) or ""
+
+    def sent_to_review(self, project_id: int) -> list[int]:
+        """The sent texts nobody has decided yet, the latest sent first."""
+        value = self.sent_to_review_version(project_id)
+        try:
+            ids = [int(i) for i in json.loads(value)] if value else []
+        except (ValueError, TypeError):
+            return []
+        decided = set(self.decided_ids(project_id).tolist())
+        return [i for i in ids if i not in decided]
+
+    def send_to_review(self, project_id: int, sample_ids: list[int]) -> list[int]:
+        """Put ``sample_ids`` first (in their order), before the texts sent earlier that are
+        still undecided; decided ones are not sent. Returns the ids sent."""
+        with self._c.atomic():
+            decided = set(self.decided_ids(project_id).tolist())
+            sent = [int(i) for i in dict.fromkeys(sample_ids) if int(i) not in decided]
+            kept = sent + [i for i in self.sent_to_review(project_id) if i not in sent]
+            self._c.write("INSERT INTO project_settings (project_id, key, value) "
+                          "VALUES (?, ?, ?) ON CONFLICT (project_id, key) "
+                          "DO UPDATE SET value = excluded.value",
+                          [project_id, KEY, json.dumps(kept)])
+        return sent
