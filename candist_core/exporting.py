@@ -131,8 +131,16 @@ def export_csv_text(store, project_id: int, *, options: ExportOptions = ExportOp
 
 def export_preview(store, project_id: int, *, options: ExportOptions = ExportOptions(),
                    limit: int = 20) -> list[dict]:
-    """The first ``limit`` export rows, typed (as JSONL and Parquet hold them)."""
-    return list(_joined(store, project_id, options, None, limit, typed=True))
+    """The first ``limit`` rows of the file, typed (as JSONL and Parquet hold them). When
+    rows below the minimum confidence are left out, more texts are read, four times as
+    many each time, until ``limit`` rows are found or the texts run out (reading every
+    text for a preview would cost seconds at 100,000)."""
+    read = limit
+    while True:
+        rows = list(_joined(store, project_id, options, None, read, typed=True))
+        if len(rows) >= limit or read >= store.count_samples(project_id):
+            return rows[:limit]
+        read *= 4
 
 
 def export_bytes(store, project_id: int, *, fmt: str = "csv",

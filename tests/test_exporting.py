@@ -101,3 +101,20 @@ def test_the_file_is_plain_csv(store, filled, tmp_path):
     rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
     assert len(rows) == 5 and rows[2][1] == "plain, text"
     assert not (tmp_path / "out.csv.part").exists()
+
+
+def test_the_preview_shows_the_files_first_rows_even_when_low_rows_are_left_out(store, filled):
+    from candist_core.exporting import export_preview
+    drop = ExportOptions(min_confidence=0.5, below="drop")
+    assert [r["id"] for r in export_preview(store, filled.id, options=drop, limit=2)] == \
+        ["1", "2"]
+    # Only the first text qualifies at 0.85: a preview of 2 reads on and finds no second.
+    strict = ExportOptions(min_confidence=0.85, below="drop")
+    assert [r["id"] for r in export_preview(store, filled.id, options=strict, limit=2)] == \
+        ["1"]
+    store.insert_samples(filled.id, [("5", "late", None)])
+    late = store.samples(filled.id)[-1].id
+    store.record_decision(filled.id, late, action="label", label="b")
+    # The first window (2 texts) holds one qualifying row; the next one finds the fifth.
+    assert [r["id"] for r in export_preview(store, filled.id, options=strict, limit=2)] == \
+        ["1", "5"]

@@ -204,7 +204,7 @@ def test_a_pages_choices_are_kept_per_project_and_survive_reopening(tmp_path):
         assert s.page_settings(two.id, "export") == {}        # unreadable: the defaults
 
 
-def test_texts_sent_to_review_latest_first_until_decided_and_the_version_changes_per_send(
+def test_texts_sent_to_review_wait_in_the_order_sent_until_decided_and_the_version_changes(
         store):
     project = store.create_project("p", SCHEMA)
     store.insert_samples(project.id, [(f"s{i}", f"text {i}", None) for i in range(5)])
@@ -213,7 +213,7 @@ def test_texts_sent_to_review_latest_first_until_decided_and_the_version_changes
     assert store.send_to_review(project.id, [a, b, d]) == [a, b]      # d is decided
     version = store.sent_to_review_version(project.id)
     assert store.send_to_review(project.id, [c, a]) == [c, a]
-    assert store.sent_to_review(project.id) == [c, a, b]
+    assert store.sent_to_review(project.id) == [a, b, c]       # first come, first served
     assert store.sent_to_review_version(project.id) != version
     version = store.sent_to_review_version(project.id)
     store.record_decision(project.id, c, action="skip", who="x")

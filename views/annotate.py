@@ -255,7 +255,8 @@ if metrics["per_class"]:
             "labels a text", format="%.2f", help="Mean candidate-set size"),
         "sa_accuracy": st.column_config.NumberColumn(
             "teacher's first label right", format=PERCENT,
-            help="SA accuracy: how often the teacher's single best label is the gold one")})
+            help="The 'SA accuracy' tile above, for this label: how often the teacher's "
+                 "single best label is the gold one")})
     tab2.caption("One row per gold label: how the teacher's candidate sets do on the texts "
                  "that have it (hover a column name for what it measures).")
 errors = store.annotations(run.id, errors_only=True) if metrics["errors"] else []
@@ -264,4 +265,5 @@ if errors:
                                   "reply": e.raw} for e in errors]),
                    width="stretch")
 else:
-    tab4.write("No errors.")
+    tab4.write("No errors: every annotated text has a candidate set of valid labels (no "
+               "failed request, no unusable LLM reply).")

@@ -36,7 +36,10 @@ pages = max(1, -(-total // page_size))
 page = c4.number_input(f"Page (of {pages})", 1, pages, 1)
 rows = store.prediction_page(run.id, label=label, agreement=agreement, order=order,
                              limit=page_size, offset=(int(page) - 1) * page_size)
-st.caption(f"{total} predictions match.")
+waiting = store.sent_to_review(project.id)
+st.caption(f"{total} predictions match."
+           + (f" {len(waiting)} text(s) sent to the review queue are waiting for a decision "
+              f"('sent to review' in the human column)." if waiting else ""))
 table = pd.DataFrame(rows).fillna("")
 COLUMNS = {
     "review": st.column_config.CheckboxColumn(
@@ -53,8 +56,9 @@ COLUMNS = {
              "calibrated: see the Distill page)"),
     "human": st.column_config.TextColumn("human", width=100,
                                          help="Your review decision, if any: a label, or "
-                                              "(skipped)"),
-    # (no "teacher" column: its label is among the candidates; eight columns fit 1280 px)
+                                              "(skipped); 'sent to review' while a text sent "
+                                              "to the review queue waits for one"),
+    # (no "teacher" column: its label is among the candidates)
     "teacher": None,
     "candidates": st.column_config.TextColumn(
         "candidates", width=120, help="The teacher's candidate set. Texts whose student "
@@ -66,6 +70,10 @@ COLUMNS = {
 if not table.empty:
     table.insert(0, "review", False)
     table["candidates"] = [", ".join(json.loads(c)) if c else "" for c in table["candidates"]]
+    if waiting:
+        pending = set(waiting)
+        table["human"] = [h or ("sent to review" if sid in pending else "")
+                          for h, sid in zip(table["human"], table["sample_id"])]
     table["outside_candidates"] = table["outside_candidates"].astype(bool)
     table["confidence"] = table["confidence"] * 100    # percent, as on Review
     # Columns with nothing to show yet (no review decision on this page) leave their room
@@ -73,8 +81,8 @@ if not table.empty:
     shown = shown_columns({c: table[c] for c in COLUMNS if COLUMNS[c] is not None},
                           keep=("review", "id", "text", "student", "confidence"))
     fit = fitted_widths({c: table[c] for c in shown}, fixed={"review": 80, "confidence": 80},
-                        min_flex=200, whole=("id", "student", "human"),
-                        wraps=("candidates",))
+                        min_flex=150, whole=("id", "student"),
+                        wraps=("candidates", "human"))
     for c in shown:
         COLUMNS[c]["width"] = fit[c]
     edited = st.data_editor(table, width="stretch", disabled=list(table.columns[1:]),
@@ -88,8 +96,8 @@ if not table.empty:
                               who=current_reviewer())
         st.session_state.pop(editor, None)   # the ticks are cleared: they were sent
         st.session_state["predictions_flash"] = " ".join(filter(None, [
-            f"Sent {len(sent)} text(s): they come first on the Review page, for every "
-            f"reviewer, until decided." if sent else None,
+            f"Sent {len(sent)} text(s): they come first on the Review page (after any sent "
+            f"earlier), for every reviewer, until decided." if sent else None,
             f"{len(chosen) - len(sent)} already decided (labelled or skipped) stay "
             f"decided: change them from Review's list of recent decisions."
             if len(sent) < len(chosen) else None]))

@@ -33,7 +33,7 @@ st.session_state["review_who"] = who
 MODES = {"queue": "Queue: most worth a look", "audit": "Audit: random, blind"}
 # The mode and the queue's order share one row, so the text under review sits high on a
 # laptop screen; the counters go below the buttons.
-top_mode, top_order = st.columns([5, 6], vertical_alignment="bottom")
+top_mode, top_order = st.columns([5, 6], vertical_alignment="top")
 mode = top_mode.radio("Mode", list(MODES), format_func=MODES.get, horizontal=True,
                       key="review_mode",
                       index=1 if st.query_params.get("mode") == "audit" else 0,
@@ -400,11 +400,14 @@ if queue["student_run"] is not None:
 with st.container(border=True):
     st.text(sample.text)  # plain text, never rendered as HTML or Markdown
     why = [f"the teacher kept {len(candidates)} of {len(labels)} labels"]
-    if sample_id in store.sent_to_review(project.id):
+    was_sent = sample_id in store.sent_to_review(project.id)
+    if was_sent:
         why.insert(0, "sent from the Student labels page")
     if probs:
         top = max(probs, key=probs.get)
-        why.append(f"the student says {top} ({probs[top]:.0%})"
+        unsure = effective_signal(signal, has_student=True) == "entropy" and not was_sent
+        why.append(("the student is among the least sure: " if unsure else "the student says ")
+                   + f"{top} ({probs[top]:.0%})"
                    + (", outside the teacher's candidates" if top not in candidates else ""))
     st.caption("Why here: " + "; ".join(why) + ".")
     if store.in_overlap(project.id, sample_id) and (
@@ -416,13 +419,20 @@ with st.container(border=True):
                    + ("" if sign_in_configured() else " It was labelled under another "
                       "name; reviewers are told apart by the name in the sidebar."))
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)
-st.caption("Blue: the teacher's candidates (nothing is chosen until you press a label)"
+st.caption("Outlined in blue: the teacher's candidates, a suggestion (nothing is chosen "
+           "until you press a label)"
            + (" · the percentage is the student's probability" if probs else "")
            + ". Each label keeps its key on every text"
            + (f"; the {sum(k is None for k in keys.values())} labels past the first "
               f"{sum(k is not None for k in keys.values())} have no key: type their name "
               f"in the search below." if any(k is None for k in keys.values()) else ".")
            )
+# The teacher's candidates are suggestions: tinted and outlined, not filled like a pressed
+# button (two walks read the filled ones as already chosen).
+st.html("<style>.st-key-label-buttons button[kind='primary']{background:#e8f0fe;"
+        "color:#1a3d8f;border:1.5px solid #3d6fd9}"
+        ".st-key-label-buttons button[kind='primary']:hover{background:#d2e1fd;"
+        "color:#1a3d8f}</style>")
 with st.container(horizontal=True, key="label-buttons"):
     for b in buttons:
         st.button(b["caption"], key=f"label-{labels.index(b['label'])}", shortcut=b["key"],

@@ -22,7 +22,7 @@ class SentToReviewTable:
                               "AND key = ?", [project_id, KEY]) or ""
 
     def sent_to_review(self, project_id: int) -> list[int]:
-        """The sent texts nobody has decided yet, the latest sent first."""
+        """The sent texts nobody has decided yet, in the order they were sent."""
         value = self.sent_to_review_version(project_id)
         try:
             ids = [int(i) for i in json.loads(value)] if value else []
@@ -32,12 +32,14 @@ class SentToReviewTable:
         return [i for i in ids if i not in decided]
 
     def send_to_review(self, project_id: int, sample_ids: list[int]) -> list[int]:
-        """Put ``sample_ids`` first (in their order), before the texts sent earlier that are
-        still undecided; decided ones are not sent. Returns the ids sent."""
+        """Queue ``sample_ids`` (in their order) after the texts sent earlier that are still
+        undecided, first come first served: a text sent earlier never sinks behind later
+        sends. Decided ones are not sent. Returns the ids sent."""
         with self._c.atomic():
             decided = set(self.decided_ids(project_id).tolist())
             sent = [int(i) for i in dict.fromkeys(sample_ids) if int(i) not in decided]
-            kept = sent + [i for i in self.sent_to_review(project_id) if i not in sent]
+            earlier = self.sent_to_review(project_id)
+            kept = earlier + [i for i in sent if i not in earlier]
             self._c.write("INSERT INTO project_settings (project_id, key, value) "
                           "VALUES (?, ?, ?) ON CONFLICT (project_id, key) "
                           "DO UPDATE SET value = excluded.value",
