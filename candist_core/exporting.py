@@ -133,8 +133,9 @@ def export_preview(store, project_id: int, *, options: ExportOptions = ExportOpt
                    limit: int = 20) -> list[dict]:
     """The first ``limit`` rows of the file, typed (as JSONL and Parquet hold them). When
     rows below the minimum confidence are left out, more texts are read, four times as
-    many each time, until ``limit`` rows are found or the texts run out (reading every
-    text for a preview would cost seconds at 100,000)."""
+    many each time, until ``limit`` rows are found or the texts run out: a render reads 20
+    texts, not all of them (0.5 s at 100,000, bench/RESULTS.md), unless nearly every text
+    is left out."""
     read = limit
     while True:
         rows = list(_joined(store, project_id, options, None, read, typed=True))
