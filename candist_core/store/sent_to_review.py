@@ -16,8 +16,8 @@ class SentToReviewTable:
     _c: Connection
 
     def sent_to_review_version(self, project_id: int) -> str:
-        """Changes with every send (not when a sent text is decided): the Review page puts
-        newly sent texts before the one it holds open only when this changed."""
+        """Changes with every send (not when a sent text is decided): the Review page
+        rebuilds its queue, sent texts first, when this changed."""
         return self._c.scalar("SELECT value FROM project_settings WHERE project_id = ? "
                               "AND key = ?", [project_id, KEY]) or ""
 
@@ -27,6 +27,8 @@ class SentToReviewTable:
         try:
             ids = [int(i) for i in json.loads(value)] if value else []
         except (ValueError, TypeError):
+            return []
+        if not ids:             # the usual case, read on every Review render: no more
             return []
         decided = set(self.decided_ids(project_id).tolist())
         return [i for i in ids if i not in decided]
