@@ -39,7 +39,8 @@ threshold = keep("min_confidence_pct", c1.slider(
          "and Student labels pages show it) are not used. Human labels are always kept.")) / 100
 BELOW = ["blank", "drop"]
 below = keep("below", c2.radio(
-    "Rows below it", BELOW, horizontal=True, index=BELOW.index(kept.choice("below", BELOW, "blank")),
+    "Rows below it", BELOW, horizontal=True,
+    index=BELOW.index(kept.choice("below", BELOW, "blank")),
     format_func={"blank": "keep them unlabeled", "drop": "leave them out"}.get))
 try:
     options = ExportOptions(sources=policies[policy], min_confidence=threshold, below=below)
