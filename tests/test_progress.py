@@ -66,3 +66,20 @@ def test_before_the_first_step_the_eta_is_the_estimate_counting_down():
     now[0] = 30.0
     assert tracker.eta_seconds() == 70.0
     assert DistillProgress(epochs=2).eta_seconds() is None
+
+
+def test_slow_first_steps_do_not_throw_the_eta_far_from_the_estimate():
+    now = [0.0]
+    tracker = DistillProgress(epochs=1, clock=lambda: now[0], estimate=60.0)
+    now[0] = 10.0                                   # preparing
+    tracker.on_step(1, 20)                          # the first step, timed from here
+    now[0] = 16.0
+    tracker.on_step(2, 20)                          # 6 s: a slow, warming-up step
+    measured_only = 18 * 6.0 + 6.0 / 3 * 20         # 18 steps and the prediction pass left
+    eta = tracker.eta_seconds()
+    assert 60.0 - 16.0 < eta < measured_only        # between the two,
+    assert eta - (60.0 - 16.0) < measured_only - eta   # nearer the estimate
+    for step in range(3, 15):                       # then 1 s a step
+        now[0] += 1
+        tracker.on_step(step, 20)
+    assert tracker.eta_seconds() < eta              # the measured rate takes over
