@@ -212,8 +212,8 @@ def load_queue(reviewed: list[int]) -> dict:
 
 # A new teacher or student run re-ranks the queue (and fills it after a first annotation);
 # texts sent from Student labels (kept in the database) are put first.
-queue_key = (project.id, signal, label, latest_teacher and latest_teacher.id,
-             latest_student and latest_student.id, store.sent_to_review_version(project.id))
+queue_key = (project.id, signal, label, store.sent_to_review_version(project.id),
+             latest_teacher and latest_teacher.id, latest_student and latest_student.id)
 if st.session_state.get("queue_key") != queue_key or st.session_state.get("queue") is None:
     old, old_key = st.session_state.get("queue"), st.session_state.get("queue_key")
     kept = []
