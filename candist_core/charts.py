@@ -23,7 +23,8 @@ def label_frequency_figure(candidates: list[list[str]], labels: list[str]) -> go
     firsts = Counter(c[0] for c in candidates if c)
     fig = go.Figure([go.Bar(name="in the set", x=labels, y=[counts[l] for l in labels]),
                      go.Bar(name="first choice", x=labels, y=[firsts[l] for l in labels])])
-    fig.update_layout(title="Label frequencies", barmode="group", height=360)
+    fig.update_layout(title="Label frequencies", barmode="group", height=360,
+                      yaxis_title="texts", xaxis_title="label")
     return fig
 
 

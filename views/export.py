@@ -49,7 +49,11 @@ except CandistError as exc:
     st.stop()
 summary, by_label = export_counts(store, project.id, options=options)
 counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.sources.items()))
-st.write(f"{summary.rows} rows - label sources {counts or 'none'}.")
+left_out = store.count_samples(project.id) - summary.rows
+st.write(f"{summary.rows} rows - label sources {counts or 'none'}."
+         + (f" {left_out} text(s) left out: no label from these sources at "
+            f"{threshold:.0%} confidence or more."
+            if left_out > 0 and below == "drop" else ""))
 s1, s2 = st.columns(2)
 s1.dataframe(pd.DataFrame([{"label": k or "(no label)", "rows": v}
                            for k, v in by_label.most_common()]),

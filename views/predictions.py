@@ -13,8 +13,10 @@ from views.common import current_reviewer, require_project
 store, project = require_project("predictions")
 st.title("Student labels")
 if sent := st.session_state.pop("predictions_flash", None):
+    # A toast, not a banner: a banner that vanished on the next tick moved the table under
+    # the pointer (a walk ticked the row below the one it aimed at); the caption above the
+    # table keeps counting the texts waiting.
     st.toast(sent)
-    st.success(sent)
 run = store.latest_student_run(project.id)
 if run is None:
     st.info("No finished student run yet: distill first.")
@@ -89,12 +91,16 @@ if not table.empty:
                             hide_index=True, column_config=COLUMNS,
                             column_order=shown, row_height=WRAP_ROW_PX,
                             height=wrapped_height(len(table)),
-                            key=(editor := f"pred-{page}-{label}-{agreement}-{order}"))
+                            key=(editor := f"pred-{page}-{label}-{agreement}-{order}-"
+                                           f"{st.session_state.get('pred_sends', 0)}"))
     chosen = edited[edited["review"]]["sample_id"].tolist()
     if chosen and st.button(f"Send {len(chosen)} to the review queue"):
         sent = send_to_review(store, project.id, [int(c) for c in chosen],
                               who=current_reviewer())
-        st.session_state.pop(editor, None)   # the ticks are cleared: they were sent
+        # The ticks are cleared: a new editor (the browser kept the old one's ticks and
+        # sent them again with the next tick, a walk found).
+        st.session_state.pop(editor, None)
+        st.session_state["pred_sends"] = st.session_state.get("pred_sends", 0) + 1
         st.session_state["predictions_flash"] = " ".join(filter(None, [
             f"Sent {len(sent)} text(s): they come first on the Review page (after any sent "
             f"earlier), for every reviewer, until decided." if sent else None,

@@ -419,7 +419,7 @@ with st.container(border=True):
                    + ("" if sign_in_configured() else " It was labelled under another "
                       "name; reviewers are told apart by the name in the sidebar."))
 buttons = label_buttons(labels, candidates, keys=keys, student_probs=probs)
-st.caption("Outlined in blue: the teacher's candidates, a suggestion (nothing is chosen "
+st.caption("Dashed blue outline: the teacher's candidates, a suggestion (nothing is chosen "
            "until you press a label)"
            + (" · the percentage is the student's probability" if probs else "")
            + ". Each label keeps its key on every text"
@@ -427,12 +427,12 @@ st.caption("Outlined in blue: the teacher's candidates, a suggestion (nothing is
               f"{sum(k is not None for k in keys.values())} have no key: type their name "
               f"in the search below." if any(k is None for k in keys.values()) else ".")
            )
-# The teacher's candidates are suggestions: tinted and outlined, not filled like a pressed
-# button (two walks read the filled ones as already chosen).
-st.html("<style>.st-key-label-buttons button[kind='primary']{background:#e8f0fe;"
-        "color:#1a3d8f;border:1.5px solid #3d6fd9}"
-        ".st-key-label-buttons button[kind='primary']:hover{background:#d2e1fd;"
-        "color:#1a3d8f}</style>")
+# The teacher's candidates are suggestions: a dashed blue outline, not filled like a
+# pressed button (walks read filled and tinted ones as already chosen).
+st.html("<style>.st-key-label-buttons button[kind='primary']{background:transparent;"
+        "color:inherit;border:2px dashed #3d6fd9}"
+        ".st-key-label-buttons button[kind='primary']:hover{background:#eef3fe;"
+        "color:inherit}</style>")
 with st.container(horizontal=True, key="label-buttons"):
     for b in buttons:
         st.button(b["caption"], key=f"label-{labels.index(b['label'])}", shortcut=b["key"],
