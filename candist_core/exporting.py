@@ -136,11 +136,14 @@ def export_preview(store, project_id: int, *, options: ExportOptions = ExportOpt
     many each time, until ``limit`` rows are found or the texts run out: a render reads 20
     texts, not all of them (0.5 s at 100,000, bench/RESULTS.md), unless nearly every text
     is left out."""
-    read = limit
+    read, texts = limit, None
     while True:
         rows = list(_joined(store, project_id, options, None, read, typed=True))
-        if len(rows) >= limit or read >= store.count_samples(project_id):
+        if len(rows) >= limit:
             return rows[:limit]
+        texts = store.count_samples(project_id) if texts is None else texts
+        if read >= texts:
+            return rows
         read *= 4
 
 

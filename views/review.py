@@ -200,14 +200,16 @@ def load_queue(reviewed: list[int]) -> dict:
     the progress bar goes on counting them."""
     signals = store.review_signals(project.id)
     ranked = signals["sample_id"][rank_ambiguous(signals, signal=signal, label=label)].tolist()
-    first = reviewed + [i for i in store.sent_to_review(project.id) if i not in reviewed]
+    waiting = [i for i in store.sent_to_review(project.id) if i not in reviewed]
+    first = reviewed + waiting
     sent = set(first)
     candidates = dict(zip(signals["sample_id"].tolist(), signals["candidates"]))
     return {"ids": first + [i for i in ranked if i not in sent], "candidates": candidates,
             # texts whose candidate set holds more than one label (Home's "ambiguous")
             "ambiguous": np.array([i for i, c in candidates.items() if len(c) > 1],
                                   dtype=np.int64),
-            "teacher_run": signals["teacher_run"], "student_run": signals["student_run"]}
+            "teacher_run": signals["teacher_run"], "student_run": signals["student_run"],
+            "sent": set(waiting)}
 
 
 # A new teacher or student run re-ranks the queue (and fills it after a first annotation);
@@ -400,7 +402,7 @@ if queue["student_run"] is not None:
 with st.container(border=True):
     st.text(sample.text)  # plain text, never rendered as HTML or Markdown
     why = [f"the teacher kept {len(candidates)} of {len(labels)} labels"]
-    was_sent = sample_id in store.sent_to_review(project.id)
+    was_sent = sample_id in queue.get("sent", ())
     if was_sent:
         why.insert(0, "sent from the Student labels page")
     if probs:

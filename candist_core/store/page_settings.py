@@ -9,12 +9,12 @@ from .connection import Connection
 
 
 class PageSettingsTable:
+    """Reads and writes through ``TeamTable._setting`` / ``_set_setting``."""
     _c: Connection
 
     def page_settings(self, project_id: int, page: str) -> dict:
         """The page's kept choices ({} when none, or when what is stored is unreadable)."""
-        value = self._c.scalar("SELECT value FROM project_settings WHERE project_id = ? "
-                               "AND key = ?", [project_id, f"page:{page}"])
+        value = self._setting(project_id, f"page:{page}")
         try:
             kept = json.loads(value) if value else {}
         except ValueError:
@@ -23,6 +23,4 @@ class PageSettingsTable:
 
     def set_page_settings(self, project_id: int, page: str, settings: dict) -> None:
         """Keep ``settings`` (JSON values: numbers, strings, booleans, lists)."""
-        self._c.write("INSERT INTO project_settings (project_id, key, value) VALUES (?, ?, ?) "
-                      "ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value",
-                      [project_id, f"page:{page}", json.dumps(settings, sort_keys=True)])
+        self._set_setting(project_id, f"page:{page}", json.dumps(settings, sort_keys=True))

@@ -13,22 +13,25 @@ KEY = "review_first"
 
 
 class SentToReviewTable:
+    """Reads and writes through ``TeamTable._setting`` / ``_set_setting``."""
     _c: Connection
 
     def sent_to_review_version(self, project_id: int) -> str:
         """Changes with every send (not when a sent text is decided): the Review page
         rebuilds its queue, sent texts first, when this changed."""
-        return self._c.scalar("SELECT value FROM project_settings WHERE project_id = ? "
-                              "AND key = ?", [project_id, KEY]) or ""
+        return self._setting(project_id, KEY) or ""
+
+    def _stored_sent(self, project_id: int) -> list[int]:
+        value = self.sent_to_review_version(project_id)
+        try:
+            return [int(i) for i in json.loads(value)] if value else []
+        except (ValueError, TypeError):
+            return []
 
     def sent_to_review(self, project_id: int) -> list[int]:
         """The sent texts nobody has decided yet, in the order they were sent."""
-        value = self.sent_to_review_version(project_id)
-        try:
-            ids = [int(i) for i in json.loads(value)] if value else []
-        except (ValueError, TypeError):
-            return []
-        if not ids:             # the usual case, read on every Review render: no more
+        ids = self._stored_sent(project_id)
+        if not ids:             # the usual case: no decided-texts read
             return []
         decided = set(self.decided_ids(project_id).tolist())
         return [i for i in ids if i not in decided]
@@ -40,10 +43,7 @@ class SentToReviewTable:
         with self._c.atomic():
             decided = set(self.decided_ids(project_id).tolist())
             sent = [int(i) for i in dict.fromkeys(sample_ids) if int(i) not in decided]
-            earlier = self.sent_to_review(project_id)
+            earlier = [i for i in self._stored_sent(project_id) if i not in decided]
             kept = earlier + [i for i in sent if i not in earlier]
-            self._c.write("INSERT INTO project_settings (project_id, key, value) "
-                          "VALUES (?, ?, ?) ON CONFLICT (project_id, key) "
-                          "DO UPDATE SET value = excluded.value",
-                          [project_id, KEY, json.dumps(kept)])
+            self._set_setting(project_id, KEY, json.dumps(kept))
         return sent
