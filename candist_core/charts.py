@@ -83,14 +83,14 @@ CURVE_MEANINGS = {
 
 
 def drawn(epochs: list[dict], key: str) -> bool:
-    """Whether ``training_figure`` draws this curve: refinery sets exist only from the
+    """Whether the training charts draw this curve: refinery sets exist only from the
     second epoch of candist, and an empty set draws nothing."""
     ys = [e.get(key) for e in epochs]
     return any(ys) if key.startswith("d_") else any(y is not None for y in ys)
 
 
 def training_caption(epochs: list[dict]) -> str:
-    """What each curve of ``training_figure`` means, for the curves it draws only."""
+    """What each curve of the training charts means, for the curves it draws only."""
     parts = [text for key, text in CURVE_MEANINGS.items() if drawn(epochs, key)]
     if not any(drawn(epochs, key) for key, _ in REFINERY_CURVES):
         parts.append("no refinery set curves (the |D_out|, |D_sl| and |D_hc| groups of texts "
@@ -101,47 +101,91 @@ def training_caption(epochs: list[dict]) -> str:
     return "\n".join(f"- {part}." for part in parts)
 
 
-def training_figure(epochs: list[dict], *, kept: int | None = None) -> go.Figure:
-    """The training loss of every step (x in epochs: step i of epoch k at k - 1 + i/n), the
-    per-epoch scores, and the refinery's set sizes on the right axis; ``kept``: the epoch
-    whose weights were kept, marked with a line."""
+def _mark_kept(fig: go.Figure, kept: int | None) -> None:
+    if kept is not None:
+        # the words above the plot, where no curve runs under them
+        fig.add_vline(x=kept, line_dash="dot", line_color="gray",
+                      annotation_text=f"kept: epoch {kept}", annotation_position="top",
+                      annotation=dict(yshift=12))
+
+
+def _layout(fig: go.Figure, title: str, *, epochs: int, **axes) -> go.Figure:
+    """Title, the epoch axis and the legend under the plot; ``axes``: the y axes."""
+    # one epoch: quarter ticks, so the steps are not drawn over a lone "1"
+    fig.update_layout(title=title, xaxis_title="epoch", height=360,
+                      xaxis=dict(dtick=1 if epochs > 1 else 0.25, rangemode="tozero"),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+                      margin=dict(t=70, b=10, l=10, r=10), **axes)
+    return fig
+
+
+def loss_figure(epochs: list[dict], kept: int | None) -> go.Figure:
+    """The training loss of every step (step i of n in epoch k at x = k - 1 + i/n) and
+    each epoch's mean, on an axis of their own."""
     fig = go.Figure()
-    xs = [e["epoch"] for e in epochs]
     steps_x, steps_y = [], []
     for e in epochs:
         losses = e.get("step_losses") or []
         steps_x += [e["epoch"] - 1 + (i + 1) / len(losses) for i in range(len(losses))]
         steps_y += losses
     if steps_y:
-        fig.add_trace(go.Scatter(x=steps_x, y=steps_y, mode="lines", name="loss (each step)",
+        fig.add_trace(go.Scatter(x=steps_x, y=steps_y, mode="lines", name="each step",
                                  line=dict(width=1)))
-    for key, name in (("loss", "loss (epoch mean)"),
-                      ("human_accuracy", "accuracy on human decisions"),
-                      ("selection_score", "selection score")):
-        if drawn(epochs, key):
-            fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in epochs],
+    if drawn(epochs, "loss"):
+        fig.add_trace(go.Scatter(x=[e["epoch"] for e in epochs],
+                                 y=[e.get("loss") for e in epochs],
+                                 mode="lines+markers", name="epoch mean"))
+    _mark_kept(fig, kept)
+    return _layout(fig, "Training loss", epochs=len(epochs), yaxis=dict(title="loss"))
+
+
+def scored(epochs: list[dict]) -> bool:
+    """Whether the epochs had held-back texts to score on (else the selection score is
+    only the epoch's number, and the last epoch is kept)."""
+    return any(e.get("selection_n") for e in epochs)
+
+
+def charted_epochs(epochs: list[dict]) -> list[dict]:
+    """The epochs without the curves :func:`score_figure` leaves out, for the caption: the
+    accuracy on human decisions when it is the selection score itself, and a selection
+    score that is only the epoch's number."""
+    drop = set() if scored(epochs) else {"selection_score"}
+    if all(e.get("human_accuracy") == e.get("selection_score") for e in epochs):
+        drop.add("human_accuracy")
+    return [{k: v for k, v in e.items() if k not in drop} for e in epochs]
+
+
+def score_figure(epochs: list[dict], kept: int | None) -> go.Figure | None:
+    """The selection score (a share of texts, left axis) and the refinery's set sizes
+    (texts, right axis) after each epoch; None when there is neither."""
+    shown = charted_epochs(epochs)
+    xs = [e["epoch"] for e in shown]
+    fig = go.Figure()
+    for key, name in (("selection_score", "selection score"),
+                      ("human_accuracy", "accuracy on human decisions")):
+        if drawn(shown, key):
+            fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in shown],
                                      mode="lines+markers", name=name))
+    shares = len(fig.data)
     for key, name in REFINERY_CURVES:
-        if drawn(epochs, key):
-            fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in epochs],
-                                     mode="lines+markers", name=name, yaxis="y2"))
-    fig.update_layout(title="Training: loss at every step, scores after each epoch",
-                      xaxis_title="epoch", height=400,
-                      yaxis=dict(title=" / ".join(
-                          name for key, name in (("loss", "loss"), ("human_accuracy", "accuracy"),
-                                                 ("selection_score", "score"))
-                          if drawn(epochs, key))),
-                      yaxis2=dict(overlaying="y", side="right", title="texts",
-                                  rangemode="nonnegative", tickformat="d"),
-                      # one epoch: quarter ticks, so the steps are not drawn over a lone "1"
-                      xaxis=dict(dtick=1 if len(epochs) > 1 else 0.25, rangemode="tozero"),
-                      # the legend above the plot, clear of both y axes
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                      margin=dict(t=90))
-    if kept is not None and len(epochs) > 1:
-        fig.add_vline(x=kept, line_dash="dot", line_color="gray",
-                      annotation_text=f"kept: epoch {kept}", annotation_position="top left")
-    return fig
+        if drawn(shown, key):
+            fig.add_trace(go.Scatter(x=xs, y=[e.get(key) for e in shown],
+                                     mode="lines+markers", name=name,
+                                     yaxis="y2" if shares else "y"))
+    if not fig.data:
+        return None
+    texts_axis = dict(title="texts in the set", rangemode="nonnegative", tickformat="d")
+    share_axis = dict(title="share of held-back texts", tickformat=".0%", range=[0, 1.05])
+    if shares and len(fig.data) > shares:
+        title, axes = ("After each epoch: score (left), refinery sets (right)",
+                       dict(yaxis=share_axis,
+                            yaxis2=dict(overlaying="y", side="right", **texts_axis)))
+    elif shares:
+        title, axes = "Selection score after each epoch", dict(yaxis=share_axis)
+    else:
+        title, axes = "Refinery sets after each epoch", dict(yaxis=texts_axis)
+    _mark_kept(fig, kept)
+    return _layout(fig, title, epochs=len(epochs), **axes)
 
 
 def confusion_matrix(counts: list[tuple[str, str, int]], labels: list[str]) -> np.ndarray:

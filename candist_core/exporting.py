@@ -1,10 +1,13 @@
 """Export of the cleaned labels: one row per sample, the label chosen by a source policy.
 
 Default policy: a human decision wins, then the latest student prediction, then the
-teacher's single label. The last column, ``annotators``, counts the people who labelled
-the text (0 when none; two on the overlap of a team review). The same columns in every format: CSV (cells that a spreadsheet
-would run as a formula are neutralised), JSONL (one object a line) and Parquet (the
-candidate set as a real list column).
+teacher's single label; no minimum confidence, and rows under one are kept unlabeled
+(``below="blank"``), so no text is left out unless asked. The last column,
+``annotators``, counts the people who labelled the text (0 when none; two on the overlap
+of a team review). The same columns in every format: CSV (cells that a spreadsheet would
+run as a formula are neutralised), JSONL (one object a line) and Parquet (the candidate set
+as a real list column). :func:`check_against_gold` measures the file as configured against
+the imported gold labels.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .audit import Estimate, wilson
 from .importing import FORMATS, format_from_name
 from .records import ExportError, ExportRow
 
@@ -119,6 +123,59 @@ def labelled_rows(rows: Iterable[ExportRow], options: ExportOptions,
             summary.rows += 1
             summary.sources[source] += 1
         yield row, label, source, None if source == "none" else confidence
+
+
+@dataclass(frozen=True)
+class GoldCheck:
+    """The exported labels against the imported gold labels, on the file as configured.
+
+    ``rows``: rows in the file; ``with_gold``: of them with a gold label; ``judged``: of
+    those, with a label too (a row left unlabeled under the minimum confidence is not
+    judged); ``right``: judged rows whose label equals the gold label; ``human`` /
+    ``human_right``: the judged rows labelled by a person, and of them right (a human
+    label that differs from the gold label counts as wrong). ``accuracy``: ``right`` of
+    ``judged`` with its 95% Wilson interval, None when nothing is judged."""
+
+    rows: int
+    with_gold: int
+    judged: int
+    right: int
+    human: int
+    human_right: int
+    accuracy: Estimate | None
+
+
+def check_against_gold(rows: Iterable[ExportRow], options: ExportOptions = ExportOptions()
+                       ) -> GoldCheck:
+    """How many of the labels an export with ``options`` would write agree with the gold
+    labels of ``rows`` (joined store rows, as ``Store.export_rows`` yields them): the same
+    policy, minimum confidence and left-out rows as the file itself."""
+    counts = Counter()
+    for row, label, source, _ in labelled_rows(rows, options):
+        counts["rows"] += 1
+        if not row.gold:
+            continue
+        counts["with_gold"] += 1
+        if not label:
+            continue
+        right = label == row.gold
+        counts["judged"] += 1
+        counts["right"] += right
+        if source == "human":
+            counts["human"] += 1
+            counts["human_right"] += right
+    return GoldCheck(**{k: counts[k] for k in ("rows", "with_gold", "judged", "right",
+                                               "human", "human_right")},
+                     accuracy=wilson(counts["right"], counts["judged"]))
+
+
+def export_gold_check(store, project_id: int, *, options: ExportOptions = ExportOptions()
+                      ) -> GoldCheck | None:
+    """:func:`check_against_gold` over the project's export (texts not read); None when
+    the project has no gold labels, so there is nothing to measure against."""
+    if not store.has_gold(project_id):
+        return None
+    return check_against_gold(store.export_rows(project_id, texts=False), options)
 
 
 def export_csv_text(store, project_id: int, *, options: ExportOptions = ExportOptions(),

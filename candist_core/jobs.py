@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +28,9 @@ class Job:
     result: Any = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    # Unique for the life of the process, unlike id(): a page that keys its one refresh
+    # after a job on it would skip a later job's refresh when Python reuses the address.
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def running(self) -> bool:

@@ -11,9 +11,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Rough seconds per text and epoch (everything included: loading, tokenizing, training,
-# the per-epoch prediction pass) before this machine has timed a run of its own.
-# CPU: a 300-text, 1-epoch MiniLM run took 246 s on a 2-core laptop (issue 14).
 # The first run's guess, before any run is timed on the machine: seconds per token and
 # epoch (a pass of training plus the epoch's prediction pass), and a fixed start (loading the
 # model, tokenizing). Measured (bench/RESULTS.md "Default distillation time"): 2,000 texts of
@@ -25,6 +22,12 @@ CHARS_PER_TOKEN = 4.0
 # While a run is timed, the estimate made before it weighs as much as this many timed steps.
 PRIOR_STEPS = 5
 MIN_TOKENS, MAX_TOKENS = 32, 128
+# How much each older timed run counts against the next newer one: the latest run weighs
+# most (a walk saw a 43 s run leave the estimate at the 69 s of the two runs before it).
+RECENCY = 0.5
+# Runs read for the estimate: the 20th newest weighs 0.5 ** 19 (2e-6) of the newest, so
+# reading further back would change nothing.
+TIMED_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,40 @@ class Estimate:
     runs: int           # how many runs it is based on
 
     def describe(self) -> str:
-        how = (f"measured on this machine ({self.runs} earlier run"
-               f"{'s' if self.runs != 1 else ''})" if self.measured else
-               "a rough guess: no run timed on this machine yet; the first one calibrates it")
-        return f"about {format_duration(self.seconds)} ({how})"
+        """"about 54 s, measured on this machine: ..." (no brackets: the pages put the
+        sentence in brackets or after a colon themselves)."""
+        if not self.measured:
+            how = "a rough guess: no run timed on this machine yet; the first one calibrates it"
+        elif self.runs == 1:
+            how = "measured on this machine by the one run timed so far"
+        else:
+            how = (f"measured on this machine by its {self.runs} latest runs, the newest "
+                   f"counting most")
+        return f"about {format_duration(self.seconds)}, {how}"
+
+
+@dataclass(frozen=True)
+class TimedRun:
+    """A finished full distillation as this machine timed it."""
+
+    texts: int
+    epochs: int                         # epochs run
+    seconds: float                      # wall time, from created to finished
+    epoch_seconds: float | None = None  # of which the epochs (training and prediction
+    #                                     passes); None for runs that did not record it
+
+    @property
+    def start_seconds(self) -> float:
+        """The part that does not grow with the epochs: loading the model, tokenizing, the
+        head start's embedding pass, writing the predictions, saving the model."""
+        return max(0.0, self.seconds - self.epoch_seconds) if self.epoch_seconds else 0.0
+
+    @property
+    def seconds_per_text_epoch(self) -> float:
+        """One text through one epoch. Per text, not per training step, so that a run at
+        another batch size still predicts the next one."""
+        spent = self.epoch_seconds if self.epoch_seconds else self.seconds
+        return spent / (self.texts * self.epochs)
 
 
 def format_duration(seconds: float) -> str:
@@ -49,7 +82,9 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _seconds_between(start: str, end: str | None) -> float | None:
+def seconds_between(start: str, end: str | None) -> float | None:
+    """Seconds from one stored ISO time to another (None without an end or when either is
+    unreadable): how long a run took."""
     if not end:
         return None
     try:
@@ -58,33 +93,46 @@ def _seconds_between(start: str, end: str | None) -> float | None:
         return None
 
 
-def timed_runs(store, *, limit: int = 5) -> list[tuple[int, int, float]]:
-    """(texts, epochs run, wall seconds) of the latest finished full distillations of every
-    project in the database: this machine's measured throughput (head updates, seconds
-    each, say nothing of it)."""
+def timed_runs(store, *, limit: int = TIMED_RUNS) -> list[TimedRun]:
+    """The latest finished full distillations of every project in the database, newest
+    first: this machine's measured throughput (head updates, seconds each, say nothing of
+    it). Read again on every call, so a run that has just finished counts at once."""
     out = []
     for project in store.list_projects():
         for run in store.student_runs(project.id):
-            took = _seconds_between(run.created, run.finished)
+            took = seconds_between(run.created, run.finished)
             if run.status == "done" and took and run.epochs and "update_of" not in run.config:
                 texts = store.count_predictions(run.id)
                 if texts:
-                    out.append((run.id, texts, len(run.epochs), took))
-    out.sort(reverse=True)
-    return [(texts, epochs, took) for _, texts, epochs, took in out[:limit]]
+                    epoch_seconds = [e.get("seconds") for e in run.epochs]
+                    spent = (sum(epoch_seconds) if all(isinstance(x, (int, float))
+                                                       for x in epoch_seconds) else None)
+                    out.append((run.id, TimedRun(texts, len(run.epochs), took,
+                                                 spent if spent and spent <= took else None)))
+    out.sort(key=lambda pair: pair[0], reverse=True)
+    return [timed for _, timed in out[:limit]]
 
 
-def estimate_distillation(timed: list[tuple[int, int, float]], *, texts: int, epochs: int,
-                          device: str = "cpu", mean_chars: float = 200.0) -> Estimate:
-    """Seconds a run over ``texts`` texts for ``epochs`` epochs should take, from
-    ``timed`` (see :func:`timed_runs`; the median seconds per text and epoch), else a guess
-    from the texts' mean length (``mean_chars``) and :data:`SECONDS_PER_TOKEN_EPOCH` of
-    ``device``. (The guess was 0.8 s a text-epoch: 8 min for the 150 short demo texts that
-    train in about a minute.)"""
-    rates = sorted(took / (n * e) for n, e, took in timed if n and e)
-    if rates:
-        rate = rates[len(rates) // 2]
-        return Estimate(rate * texts * epochs, True, len(rates))
+def estimate_distillation(timed: list[TimedRun | tuple[int, int, float]], *, texts: int,
+                          epochs: int, device: str = "cpu", mean_chars: float = 200.0
+                          ) -> Estimate:
+    """Seconds a run over ``texts`` texts for ``epochs`` epochs should take.
+
+    From ``timed`` (newest first, see :func:`timed_runs`; a ``(texts, epochs, seconds)``
+    tuple is a run without its epochs' own times): a fixed start plus seconds per text and
+    epoch, each a mean over the runs weighted :data:`RECENCY` ** k for the k-th newest, so
+    the latest run counts most and one odd run is not the whole story. Without timed runs,
+    a guess from the texts' mean length (``mean_chars``) and
+    :data:`SECONDS_PER_TOKEN_EPOCH` of ``device``. (The guess was 0.8 s a text-epoch: 8 min
+    for the 150 short demo texts that train in about a minute.)"""
+    runs = [r if isinstance(r, TimedRun) else TimedRun(*r) for r in timed]
+    runs = [r for r in runs if r.texts and r.epochs]
+    if runs:
+        weights = [RECENCY ** k for k in range(len(runs))]
+        total = sum(weights)
+        rate = sum(w * r.seconds_per_text_epoch for w, r in zip(weights, runs)) / total
+        start = sum(w * r.start_seconds for w, r in zip(weights, runs)) / total
+        return Estimate(start + rate * texts * epochs, True, len(runs))
     kind = device if device in SECONDS_PER_TOKEN_EPOCH else "cpu"
     tokens = min(MAX_TOKENS, max(MIN_TOKENS, mean_chars / CHARS_PER_TOKEN))
     return Estimate(START_SECONDS[kind] + SECONDS_PER_TOKEN_EPOCH[kind] * tokens * texts

@@ -447,6 +447,28 @@ def _select_base_run(store, project_id: int) -> TeacherRun:
                        "sc).")
 
 
+def resumable_run(store, project_id: int, config: TeacherConfig, *, kind: str, model: str,
+                  limit: int | None = None) -> tuple[int | None, int]:
+    """(the teacher run that ``annotate_project`` would resume, how many of the first
+    ``limit`` texts it has annotated already): what a page says before a run, so that it
+    never offers to pay for texts already done. (None, 0) when a run would start afresh."""
+    identity = config.identity(kind)
+    if config.strategy == "select":
+        try:
+            identity["base_run"] = _select_base_run(store, project_id).id
+        except TeacherError:
+            return None, 0
+    run_id = store.find_teacher_run(project_id, teacher=kind, model=model,
+                                    strategy=config.strategy, params=identity)
+    if run_id is None:
+        return None, 0
+    done = store.done_sample_ids(run_id)
+    if limit is not None and limit < store.count_samples(project_id):
+        # only then the texts themselves: a project may hold 100,000
+        done &= {s.id for s in store.samples(project_id, limit=limit)}
+    return run_id, len(done)
+
+
 def plan_annotation(store, project_id: int, config: TeacherConfig, *, kind: str,
                     limit: int | None = None, samples: Sequence[Sample] | None = None
                     ) -> dict:

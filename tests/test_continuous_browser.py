@@ -164,7 +164,8 @@ def test_in_chromium_the_review_page_refreshes_itself_when_the_update_is_done(db
             probs = dict(zip(store.label_schema(project.id).names,
                              store.prediction(run_id, sample).probs))
             top = max(probs, key=probs.get)
-            return f"the student is among the least sure: {top} ({probs[top]:.0%})"
+            return ("the student's probabilities are among the most spread out of the texts "
+                    f"left (its top label: {top}, {probs[top]:.0%}")
 
         assert says(base) != says(new.id)       # so the line must change to pass
         page.get_by_text(says(new.id)).wait_for(timeout=30_000)

@@ -118,3 +118,59 @@ def test_the_preview_shows_the_files_first_rows_even_when_low_rows_are_left_out(
     # The first window (2 texts) holds one qualifying row; the next one finds the fifth.
     assert [r["id"] for r in export_preview(store, filled.id, options=strict, limit=2)] == \
         ["1", "5"]
+
+
+def test_the_gold_check_measures_the_labels_the_file_holds_with_its_interval(store, filled):
+    from candist_core.exporting import export_gold_check
+    check = export_gold_check(store, filled.id)
+    # Texts 1 (human "a", gold "a") and 2 (student "b", gold "b") have a gold label; 3 and 4
+    # have none, so they are in the file but not judged.
+    assert (check.rows, check.with_gold, check.judged, check.right) == (4, 2, 2, 2)
+    assert (check.human, check.human_right) == (1, 1)
+    assert check.accuracy.value == 1.0 and check.accuracy.n == 2
+    # Wilson, 2 of 2 right: centre (1 + z²/4) / (1 + z²/2), z = 1.96; low = 0.3424.
+    assert round(check.accuracy.low, 4) == 0.3424 and check.accuracy.high == 1.0
+
+
+def test_the_gold_check_follows_the_minimum_confidence_and_the_policy(store, filled):
+    from candist_core.exporting import export_gold_check
+    blank = export_gold_check(store, filled.id, options=ExportOptions(min_confidence=0.85))
+    # The student's 0.8 on text 2 is under 0.85: the row stays, unlabeled, and is not judged.
+    assert (blank.rows, blank.with_gold, blank.judged, blank.right) == (4, 2, 1, 1)
+    drop = export_gold_check(store, filled.id,
+                             options=ExportOptions(min_confidence=0.85, below="drop"))
+    assert (drop.rows, drop.with_gold, drop.judged, drop.right) == (1, 1, 1, 1)
+    teacher = export_gold_check(store, filled.id, options=ExportOptions(sources=("teacher",)))
+    # The teacher says "b" for gold "a" and "a" for gold "b".
+    assert (teacher.judged, teacher.right, teacher.human) == (2, 0, 0)
+    assert teacher.accuracy.value == 0.0
+
+
+def test_a_human_label_that_differs_from_gold_counts_as_wrong(store, filled):
+    from candist_core.exporting import export_gold_check
+    second = store.samples(filled.id)[1].id
+    store.record_decision(filled.id, second, action="label", label="a")   # gold is "b"
+    check = export_gold_check(store, filled.id)
+    assert (check.judged, check.right, check.human, check.human_right) == (2, 1, 2, 1)
+    # Wilson, 1 of 2: centre 0.5, half-width 1.96 / 2.9208 * sqrt(0.125 + 0.2401).
+    assert (round(check.accuracy.low, 4), round(check.accuracy.high, 4)) == (0.0945, 0.9055)
+
+
+def test_without_gold_labels_there_is_no_gold_check(store):
+    from candist_core.exporting import export_gold_check
+    project = store.create_project("nogold", SCHEMA)
+    store.insert_samples(project.id, [("1", "a text", None)])
+    assert export_gold_check(store, project.id) is None
+
+
+def test_the_library_default_still_keeps_every_row_as_the_command_line_does(store, filled,
+                                                                           tmp_path):
+    # The `export` command's defaults are a contract: no minimum confidence, rows kept.
+    from candist_core.cli import build_parser
+    args = build_parser().parse_args(["export", "--db", "x.db", "--project", "p",
+                                      "--out", "o.csv"])
+    assert (args.min_confidence, args.below) == (0.0, "blank")
+    assert (ExportOptions().min_confidence, ExportOptions().below) == (0.0, "blank")
+    out = tmp_path / "out.csv"
+    write_export(store, filled.id, out, options=ExportOptions(min_confidence=0.85))
+    assert len(read(out)) == 4

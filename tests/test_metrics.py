@@ -43,26 +43,45 @@ def test_confusion_and_cooccurrence_matrices():
     assert c.tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]
 
 
-def test_the_training_caption_explains_only_the_curves_the_figure_draws():
-    from candist_core.charts import training_caption, training_figure
+def drawn_curves(epochs: list[dict]) -> set[str]:
+    from candist_core.charts import loss_figure, score_figure
+    figures = [loss_figure(epochs, None), score_figure(epochs, None)]
+    return {t.name for f in figures if f is not None for t in f.data}
+
+
+def test_the_training_caption_explains_only_the_curves_the_charts_draw():
+    from candist_core.charts import training_caption
     sa_epochs = [{"epoch": e, "loss": 1.0 / e, "selection_score": 0.8, "human_accuracy": None,
-                  "d_out": 0, "d_sl": 0, "d_hc": 0, "step_losses": [1.0]} for e in (1, 2)]
-    names = {t.name for t in training_figure(sa_epochs).data}
+                  "selection_n": 20, "d_out": 0, "d_sl": 0, "d_hc": 0, "step_losses": [1.0]}
+                 for e in (1, 2)]
+    names = drawn_curves(sa_epochs)
     caption = training_caption(sa_epochs)
     assert not any("|D_sl|" in n for n in names)
+    assert {"each step", "epoch mean", "selection score"} <= names
     assert "(|D_sl|):" not in caption and "(|D_hc|):" not in caption
     assert "human decisions:" not in caption
     assert "selection score" in caption and "no refinery set curves" in caption
 
     candist = [dict(sa_epochs[0]), dict(sa_epochs[1], d_out=40, d_sl=12, d_hc=300,
                                         human_accuracy=0.7)]
-    names = {t.name for t in training_figure(candist).data}
+    names = drawn_curves(candist)
     caption = training_caption(candist)
     for name in ("outside the set (|D_out|)", "sharpened (|D_sl|)",
                  "trusted outside the set (|D_hc|)"):
         assert name in names and name + ":" in caption   # plain words first, then the symbol
     assert "accuracy on human decisions" in names and "human decisions:" in caption
     assert "no refinery set curves" not in caption
+
+
+def test_loss_and_scores_get_an_axis_each_and_set_sizes_the_right_one():
+    from candist_core.charts import loss_figure, score_figure
+    epochs = [{"epoch": e, "loss": 0.5, "selection_score": 0.8, "selection_n": 20,
+               "d_out": 3, "step_losses": [0.5]} for e in (1, 2)]
+    assert loss_figure(epochs, None).layout.yaxis.title.text == "loss"
+    scores = score_figure(epochs, None)
+    assert scores.layout.yaxis.title.text == "share of held-back texts"
+    assert scores.layout.yaxis2.title.text == "texts in the set"
+    assert [t.yaxis or "y" for t in scores.data] == ["y", "y2"]
 
 
 def test_set_sizes_are_whole_numbers_on_their_axis():
@@ -81,13 +100,14 @@ def test_the_calibration_error_is_the_gap_between_shown_confidence_and_accuracy(
     assert calibration_error(sure, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.4)
 
 
-def test_the_training_chart_marks_the_epoch_whose_weights_were_kept():
-    from candist_core.charts import training_figure
-    epochs = [{"epoch": e, "loss": 0.5, "selection_score": 0.8, "step_losses": [0.5]}
-              for e in (1, 2, 3)]
-    marks = training_figure(epochs, kept=2).layout.shapes
-    assert len(marks) == 1 and marks[0].x0 == marks[0].x1 == 2
-    assert not training_figure(epochs).layout.shapes
+def test_the_training_charts_mark_the_epoch_whose_weights_were_kept():
+    from candist_core.charts import loss_figure, score_figure
+    epochs = [{"epoch": e, "loss": 0.5, "selection_score": 0.8, "selection_n": 20,
+               "step_losses": [0.5]} for e in (1, 2, 3)]
+    for figure in (loss_figure, score_figure):
+        marks = figure(epochs, 2).layout.shapes
+        assert len(marks) == 1 and marks[0].x0 == marks[0].x1 == 2
+        assert not figure(epochs, None).layout.shapes
 
 
 def test_small_matrices_write_their_counts_in_the_cells():

@@ -10,7 +10,7 @@ from candist_core.importing import ImportOptions, import_csv
 from candist_core.metrics import project_metrics
 from candist_core.records import TeacherError
 from candist_core.teacher import (OfflineTeacher, RunSummary, TeacherConfig, annotate_project,
-                                  candidate_sets, make_teacher, rank_labels)
+                                  candidate_sets, make_teacher, rank_labels, resumable_run)
 
 PROBS = np.array([[0.50, 0.30, 0.15, 0.05],
                   [0.10, 0.80, 0.06, 0.04]])
@@ -83,3 +83,19 @@ def test_rerunning_the_same_settings_resumes_the_same_run(store, trec_slice):
     second = annotate_project(store, trec_slice.id, teacher, TeacherConfig(), limit=80)
     assert second.run_id == first.run_id
     assert (second.already_done, second.annotated) == (50, 30)
+
+
+def test_a_page_knows_before_a_run_which_run_resumes_and_what_it_already_covers(store,
+                                                                                trec_slice):
+    teacher = OfflineTeacher(shared_encoder())
+    config = TeacherConfig()
+    assert resumable_run(store, trec_slice.id, config, kind="offline", model=teacher.model,
+                         limit=80) == (None, 0)
+    first = annotate_project(store, trec_slice.id, teacher, config, limit=50)
+    assert resumable_run(store, trec_slice.id, config, kind="offline", model=teacher.model,
+                         limit=80) == (first.run_id, 50)
+    assert resumable_run(store, trec_slice.id, config, kind="offline", model=teacher.model,
+                         limit=20) == (first.run_id, 20)
+    other = TeacherConfig(strategy="ca_all")
+    assert resumable_run(store, trec_slice.id, other, kind="offline", model=teacher.model,
+                         limit=80) == (None, 0)

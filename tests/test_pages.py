@@ -437,3 +437,518 @@ def test_export_settings_survive_a_visit_to_another_page(app_db):
     at.run()
     assert next(s for s in at.slider if s.label == "Minimum confidence").value == 25
     assert next(r for r in at.radio if r.label == "Format").value == "jsonl"
+
+
+# A tiny project with a teacher and a student written by hand, so every count below is worked
+# out from this table: (text, teacher's candidates (first = its label), student's probs over
+# LABELS3). Texts 0 and 1 are the only teacher/student disagreements; text 0's student label
+# is inside the candidates, text 1's is outside; text 7 is the most spread out (entropy).
+LABELS3 = ["billing", "delivery", "refund"]
+TAUGHT = [
+    ("Charged twice, and the parcel never came.", ["billing", "delivery"], [0.2, 0.7, 0.1]),
+    ("My invoice shows a fee I never agreed to.", ["refund"], [0.8, 0.1, 0.1]),
+    ("Can I get my money back for the extra fee?", ["billing", "refund"], [0.45, 0.2, 0.35]),
+    ("The box came broken, I want to send it back.", ["delivery", "refund"], [0.1, 0.6, 0.3]),
+    ("Where is my parcel?", ["delivery"], [0.05, 0.9, 0.05]),
+    ("Please refund my order.", ["refund"], [0.05, 0.05, 0.9]),
+    ("How do I update my card?", ["billing"], [0.9, 0.05, 0.05]),
+    ("Something is wrong with my order.", ["delivery", "billing", "refund"], [0.3, 0.4, 0.3]),
+]
+
+
+@pytest.fixture
+def taught_db(tmp_path, monkeypatch):
+    import numpy as np
+
+    from candist_core.metrics import entropy
+    from candist_core.schema import build_schema
+    db = tmp_path / "taught.db"
+    with Store(db) as store:
+        project = store.create_project("taught", build_schema("Support messages", LABELS3))
+        store.insert_samples(project.id, [(f"t{i}", text, None)
+                                          for i, (text, _, _) in enumerate(TAUGHT)])
+        ids = [s.id for s in store.samples(project.id)]
+        teacher = store.create_teacher_run(project.id, teacher="offline", model="m",
+                                           strategy="ca_all", params={})
+        for sid, (_, cands, _) in zip(ids, TAUGHT):
+            store.record_annotation(teacher, sid, candidates=cands, label=cands[0],
+                                    confidence=0.5, raw=None)
+        store.set_teacher_run_status(teacher, "done")
+        student = store.create_student_run(project.id, teacher_run_id=teacher,
+                                           method="candist", config={})
+        probs = np.array([p for _, _, p in TAUGHT], dtype=np.float32)
+        outside = np.array([LABELS3[int(p.argmax())] not in c
+                            for p, (_, c, _) in zip(probs, TAUGHT)])
+        store.write_predictions(student, ids, probs, LABELS3, entropy=entropy(probs),
+                                out_of_candidate=outside, high_confidence=~outside,
+                                small_loss=outside)
+        store.finish_student_run(student, status="done", best_epoch=1)
+        store.set_update_every(project.id, 0)      # no background update during a test
+    monkeypatch.setenv("CANDIST_DB", str(db))
+    return db
+
+
+def open_taught(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["project"] = "taught"
+    at.run()
+    at.switch_page(f"views/{name}.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def reviewing(at: AppTest) -> bool:
+    """Whether a text is up for a decision (its Skip button is there; the history below
+    shows texts too)."""
+    return any(b.key == "skip" for b in at.button)
+
+
+def test_a_finished_narrow_order_says_what_is_left_and_goes_back_to_the_default(taught_db):
+    at = open_taught("review")
+    captions = [c.value for c in at.caption]
+    assert ("Chosen order, Student entropy (the default): the texts whose student "
+            "probabilities are the most spread out (highest entropy) first.") in captions
+    assert any(c.startswith("Default order:") for c in captions)
+
+    at.selectbox(key="review_signal").set_value("disagreement").run()
+    captions = [c.value for c in at.caption]
+    assert ("Chosen order, Teacher/student disagreement: only the texts where the teacher's "
+            "and the student's top labels differ, the least confident first.") in captions
+    assert any(c.startswith("Default order:") for c in captions)     # kept
+    for expected, pick in ((TAUGHT[0][0], "delivery"), (TAUGHT[1][0], "billing")):
+        assert at.text[0].value == expected
+        label_buttons(at)[pick].click()
+        at.run()
+    assert not reviewing(at)                       # the order is exhausted
+    assert [i.value for i in at.info] == [
+        "Nothing left to review with this order and filter, but 6 undecided text(s) remain "
+        "outside them (3 of them ambiguous: more than one candidate label). The default "
+        "order over all labels brings them here."]
+    assert at.get("progress")[0].proto.text.startswith("3 of 4 ambiguous texts")
+
+    next(b for b in at.button if b.key == "reset-order").click().run()
+    assert at.selectbox(key="review_signal").value == "entropy"
+    assert at.selectbox(key="review_label_filter").value == "(all labels)"
+    assert at.text[0].value == TAUGHT[7][0]        # the most spread out text left
+    assert not at.info
+
+
+def test_why_here_says_what_the_default_order_ranks_and_what_the_candidate_set_is(taught_db):
+    at = open_taught("review")
+    assert at.text[0].value == TAUGHT[7][0]
+    why = next(c for c in at.caption if c.value.startswith("Why here"))
+    assert why.value == ("Why here: the teacher's candidate set holds 3 of the 3 labels; the "
+                         "student's probabilities are among the most spread out of the texts "
+                         "left (its top label: delivery, 40%).")
+    assert "Candidate set: the labels the teacher finds possible" in why.proto.help
+
+    at.selectbox(key="review_signal").set_value("out_of_candidate").run()
+    assert at.text[0].value == TAUGHT[1][0]
+    why = next(c for c in at.caption if c.value.startswith("Why here"))
+    assert why.value == ("Why here: the teacher's candidate set holds 1 of the 3 labels; the "
+                         "student's top label: billing, 80%, outside the teacher's "
+                         "candidates.")
+
+
+def test_the_label_filter_also_says_what_it_keeps_and_a_finished_filter_offers_all_labels(
+        taught_db):
+    at = open_taught("review")
+    at.selectbox(key="review_label_filter").set_value("refund").run()
+    assert any(c.value.endswith("Only texts whose candidate set or student label includes "
+                                "refund.") for c in at.caption)
+    seen = 0
+    while reviewing(at):                            # texts 1, 2, 3, 5 and 7 involve refund
+        next(b for b in at.button if b.key == "skip").click().run()
+        seen += 1
+    assert seen == 5
+    assert at.info[0].value.startswith("Nothing left to review with this order and filter, "
+                                       "but 3 undecided text(s) remain outside them (1 of")
+    assert next(b for b in at.button if b.key == "reset-order").label == \
+        "Go on with the default order (Student entropy, all labels)"
+
+
+def test_student_labels_filter_names_say_what_they_select(taught_db):
+    at = open_taught("predictions")
+    agreement = next(s for s in at.selectbox if s.label == "Agreement")
+    assert agreement.format_func("disagrees_with_teacher") == \
+        "differs from teacher's first choice"
+    assert "it may still be one of the teacher's other candidates" in agreement.help
+
+    agreement.set_value("disagrees_with_teacher").run()
+    assert any(c.value.startswith("2 predictions match.") for c in at.caption)
+    # text 0's student label (delivery) is one of the teacher's candidates, only not its first
+    assert sorted(at.dataframe[0].value["text"]) == sorted([TAUGHT[0][0], TAUGHT[1][0]])
+    next(s for s in at.selectbox if s.label == "Agreement").set_value(
+        "outside_candidates").run()
+    assert at.dataframe[0].value["text"].tolist() == [TAUGHT[1][0]]
+    assert any(c.value.startswith("Every text of student run #") and "not this table or the "
+               "charts below" in c.value for c in at.caption)
+    per_class = at.dataframe[1].value
+    assert per_class["predicted"].sum() == len(TAUGHT)        # not the 1 text filtered
+
+
+def test_the_send_button_waits_above_the_table_disabled_until_a_text_is_ticked(taught_db):
+    at = open_taught("predictions")
+    send = at.button(key="send-to-review")
+    assert send.disabled and send.label == "Send to the review queue"
+    assert "Tick texts in the table's 'review' column first" in send.help
+    main = [type(e).__name__ for e in at.main]          # page order of the main area
+    assert main.index("Button") < main.index("Dataframe")
+
+
+def test_ticked_texts_are_sent_from_above_the_table_in_a_real_session(taught_db):
+    """Ticks in the table are a browser's edit (AppTest cannot make them): a real
+    ``streamlit run`` driven over its websocket, as a tab."""
+    import json
+
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    from apprunner import streamlit_server
+    from st_session import StreamlitSession
+    with streamlit_server(taught_db) as url, StreamlitSession(url) as tab:
+        tab.open("predictions", "project=taught")
+        table = next(p for kind, p in tab.elements() if kind == "dataframe" and p.id)
+        shown = [kind for kind, _ in tab.elements()]
+        assert shown.index("button") < shown.index("dataframe")
+        assert tab.widget("send-to-review").proto.disabled
+        tab.rerun(extra=[WidgetState(id=table.id, string_value=json.dumps(
+            {"edited_rows": {"0": {"review": True}, "2": {"review": True}},
+             "added_rows": [], "deleted_rows": []}))])
+        send = tab.widget("send-to-review")
+        assert send.label == "Send 2 to the review queue" and not send.proto.disabled
+        tab.click("send-to-review")
+        assert tab.toasts() == ["Sent 2 text(s): they come first on the Review page (after "
+                                "any sent earlier), for every reviewer, until decided."]
+        assert tab.widget("send-to-review").proto.disabled       # a fresh editor, no ticks
+        assert any("2 text(s) sent to the review queue are waiting" in c
+                   for c in tab.captions())
+    with Store(taught_db) as store:
+        project = store.get_project("taught")
+        # rows 0 and 2 by confidence ascending (the page's default order): texts 7 and 3
+        assert {s.ext_id for s in store.samples(project.id,
+                                                 ids=store.sent_to_review(project.id))} \
+            == {"t7", "t3"}
+
+
+# ------------------------------------------------------------------ Export and Data pages
+def export_page_figure(at: AppTest) -> str:
+    """The Export page's line on the file as configured against the gold labels."""
+    return next(m.value for m in at.markdown
+                if m.value.startswith("**This file's labels vs the gold labels"))
+
+
+def export_control(at: AppTest, kind: str, label: str):
+    return next(w for w in getattr(at, kind) if w.label == label)
+
+
+def test_export_first_visit_keeps_every_row_and_its_gold_figure_follows_the_settings(app_db):
+    from candist_core.exporting import ExportOptions, export_gold_check
+    annotated(app_db)
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        first = store.samples(project.id)[0]
+        wrong = next(n for n in store.label_schema(project.id).names if n != first.gold)
+        store.record_decision(project.id, first.id, action="label", label=wrong)
+
+        def expected(**options):
+            return export_gold_check(store, project.id, options=ExportOptions(**options))
+        every, blank = expected(), expected(min_confidence=0.5)
+        dropped = expected(min_confidence=0.5, below="drop")
+    assert blank.judged < every.judged == 200        # some teacher labels are under 50%
+
+    at = page("export")
+    # By default no text is lost: no minimum confidence, and rows under one would be kept.
+    assert export_control(at, "slider", "Minimum confidence").value == 0
+    rows_below = export_control(at, "radio", "Rows below it")
+    assert rows_below.value == "blank" and rows_below.options == ["keep them, label empty",
+                                                                   "leave them out"]
+    assert any(m.value.startswith("200 rows") for m in at.markdown)
+    figure = export_page_figure(at)
+    right = every.accuracy
+    assert f"{right.value:.1%} right** (95% interval {right.low:.1%}-{right.high:.1%})" \
+        in figure and "measured on the 200 exported row(s)" in figure
+    # The person's label that differs from gold counts, as a wrong one.
+    assert any("1 of them carry a person's label, which counts too (0 agree with the gold "
+               "label)" in c.value for c in at.caption)
+
+    export_control(at, "slider", "Minimum confidence").set_value(50).run()
+    assert any(m.value.startswith("200 rows") and "Every text is in the file" in m.value
+               for m in at.markdown)
+    figure = export_page_figure(at)
+    assert f"{blank.accuracy.value:.1%} right" in figure
+    assert f"measured on the {blank.judged} exported row(s)" in figure
+    assert any(f"{200 - blank.judged} row(s) with a gold label have no label at these "
+               "settings and are not counted" in c.value for c in at.caption)
+
+    export_control(at, "radio", "Rows below it").set_value("drop").run()
+    assert any(m.value.startswith(f"{dropped.rows} rows") and
+               f"{200 - dropped.rows} text(s) left out" in m.value for m in at.markdown)
+    assert f"measured on the {dropped.judged} exported row(s)" in export_page_figure(at)
+
+    export_control(at, "selectbox", "Label policy").set_value("Human only").run()
+    assert "measured on the 1 exported row(s)" in export_page_figure(at)
+    assert "0.0% right" in export_page_figure(at)
+
+
+def test_export_says_the_students_gold_figure_is_measured_on_texts_it_trained_on(app_db):
+    annotated(app_db)
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        run = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                       config={})
+        store.record_student_epoch(run, {"epoch": 1, "gold_accuracy": 0.867,
+                                         "human_accuracy": None, "selection_score": 0.9,
+                                         "selection_n": 15, "validation": "candidates"})
+        store.finish_student_run(run, status="done", best_epoch=1)
+    at = page("export")
+    student = next(c.value for c in at.caption if c.value.startswith("Quality estimate"))
+    assert "86.7% accuracy vs the imported gold labels, measured on the texts the student " \
+           "trained on" in student and "so it is optimistic" in student
+    assert "does not follow the settings above" in student
+    export_control(at, "slider", "Minimum confidence").set_value(90).run()
+    assert student == next(c.value for c in at.caption if c.value.startswith("Quality"))
+
+
+def test_export_without_gold_labels_says_its_figure_needs_gold_or_an_audit(tmp_path, trec_dir,
+                                                                         monkeypatch):
+    db = tmp_path / "nogold.db"
+    frame = pd.read_csv(trec_dir / "train.csv").head(30)
+    frame[["text"]].to_csv(tmp_path / "texts.csv", index=False)
+    with Store(db) as store:
+        project = store.create_project("trec", load_schema(trec_dir / "labels.json"))
+        import_csv(store, project.id, tmp_path / "texts.csv")
+    monkeypatch.setenv("CANDIST_DB", str(db))
+    annotated(db)
+    at = page("export")
+    assert not any(m.value.startswith("**This file's labels") for m in at.markdown)
+    needs = next(c.value for c in at.caption if "cannot be measured here yet" in c.value)
+    assert "needs gold labels" in needs and "Review page, Audit mode" in needs
+
+
+def test_export_settings_survive_a_reload(app_db):
+    annotated(app_db)
+    at = page("export")
+    export_control(at, "selectbox", "Label policy").set_value("Human, then teacher").run()
+    export_control(at, "slider", "Minimum confidence").set_value(80).run()
+    export_control(at, "radio", "Rows below it").set_value("drop").run()
+    export_control(at, "radio", "Format").set_value("parquet").run()
+    reloaded = page("export")                   # a reload: a new session, same project
+    assert export_control(reloaded, "selectbox", "Label policy").value == \
+        "Human, then teacher"
+    assert export_control(reloaded, "slider", "Minimum confidence").value == 80
+    assert export_control(reloaded, "radio", "Rows below it").value == "drop"
+    assert export_control(reloaded, "radio", "Format").value == "parquet"
+
+
+def preview_columns(at: AppTest) -> tuple[list[str], dict[str, int]]:
+    """The Export preview's shown columns and their widths in px."""
+    import json
+    proto = at.dataframe[-1].proto
+    config = json.loads(proto.columns)
+    return list(proto.column_order), {c: config[c]["width"] for c in proto.column_order}
+
+
+def test_export_preview_fits_1280_px_with_whole_label_names(tmp_path, monkeypatch):
+    from candist_core.demo_project import load_demo
+    from candist_core.tables import CHAR_PX, PAD_PX, PAGE_WIDTH
+    db = tmp_path / "demo.db"
+    with Store(db) as store:
+        load_demo(store)
+    monkeypatch.setenv("CANDIST_DB", str(db))
+    with Store(db) as store:
+        project = store.get_project("demo")
+        annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                         TeacherConfig(strategy="ca_all"))
+    at = page("export")
+    shown, widths = preview_columns(at)
+    # "technical_problem" is long: the gold labels fit whole beside the text, the
+    # candidates and the annotators do not, and are a tick away.
+    assert shown == ["id", "text", "label", "label_source", "confidence", "gold"]
+    assert sum(widths.values()) <= PAGE_WIDTH and widths["text"] >= 220
+    whole = len("technical_problem") * CHAR_PX + PAD_PX
+    assert widths["label"] >= whole and widths["gold"] >= whole
+    assert any("(without its candidates and annotators columns)" in c.value for c in at.caption)
+    export_control(at, "toggle", "Show every column of the file").set_value(True).run()
+    assert preview_columns(at)[0] == ["id", "text", "label", "label_source", "confidence",
+                                      "candidates", "gold", "annotators"]
+
+
+def test_export_preview_shows_every_column_when_they_all_fit(tmp_path, monkeypatch):
+    from candist_core.schema import build_schema
+    db = tmp_path / "short.db"
+    with Store(db) as store:                         # short ids and label names
+        project = store.create_project("reviews", build_schema("Sentiment", ["pos", "neg"]))
+        store.insert_samples(project.id, [("r1", "Loved it.", "pos"),
+                                          ("r2", "Dull and far too long.", "neg")])
+    monkeypatch.setenv("CANDIST_DB", str(db))
+    at = page("export")
+    shown, widths = preview_columns(at)
+    assert shown == ["id", "text", "label", "label_source", "confidence", "candidates",
+                     "gold", "annotators"]
+    assert sum(widths.values()) <= 800
+    assert not [t for t in at.toggle if t.label == "Show every column of the file"]
+
+
+def test_data_page_label_help_says_the_export_may_leave_the_label_out(app_db):
+    import json
+    from candist_core.exporting import ExportOptions, export_dicts
+    annotated(app_db)
+    at = page("data")
+    label_filter = next(s for s in at.selectbox if s.label == "Label")
+    column = json.loads(at.dataframe[-1].proto.columns)["label"]
+    for help_ in (label_filter.help, column["help"]):
+        assert help_.startswith("The best label known now: the human label if there is one")
+        assert "minimum confidence" in help_
+        assert "the export would give" not in help_
+    # What the help warns of: a text the table shows with a label gets none at 90%.
+    table = at.dataframe[-1].value
+    with Store(app_db) as store:
+        rows = list(export_dicts(store.export_rows(store.get_project("trec").id),
+                                 ExportOptions(min_confidence=0.9)))
+    blank = next(r["id"] for r in rows if r["label"] == "")
+    assert table.set_index("id").loc[blank, "label"] != ""
+
+
+# ---------------------------------------------------------------- Distill, Annotate, Labels,
+# Agreement and Home after the 1280x800 new-user walk
+
+def recorded_run(db, epochs: list[dict], *, best: int, pause: float = 0.2) -> int:
+    """A full distillation of the trec project recorded as the trainer records one."""
+    from test_progress import finish_run
+    with Store(db) as store:
+        return finish_run(store, store.get_project("trec").id, pause=pause, epochs=epochs,
+                          best=best)
+
+
+def estimate_text(at: AppTest) -> str:
+    return next(i.value for i in at.info if i.value.startswith("Estimate for"))
+
+
+def charts_of(at: AppTest) -> list[dict]:
+    import json
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+THREE_EPOCHS = [{"epoch": e, "loss": 1.0 / e, "step_losses": [1.2 / e, 0.9 / e],
+                 "selection_score": s, "selection_n": 20, "seconds": 1.0}
+                for e, s in ((1, 0.7), (2, 0.9), (3, 0.8))]
+
+
+def test_the_distill_estimate_counts_each_finished_run_in_one_plain_sentence(app_db):
+    at = page("distill")
+    assert "rough guess" in estimate_text(at)
+    recorded_run(app_db, THREE_EPOCHS, best=2)
+    at.run()
+    assert "measured on this machine by the one run timed so far." in estimate_text(at)
+    recorded_run(app_db, THREE_EPOCHS, best=2, pause=0.05)
+    at.run()
+    said = estimate_text(at)
+    assert "by its 2 latest runs, the newest counting most." in said
+    assert "((" not in said and "))" not in said
+
+
+def test_the_training_charts_mark_the_kept_epoch_and_give_loss_and_score_own_axes(app_db):
+    recorded_run(app_db, THREE_EPOCHS, best=2)
+    at = page("distill")
+    loss, score = charts_of(at)
+    for figure in (loss, score):
+        assert [a["text"] for a in figure["layout"]["annotations"]] == ["kept: epoch 2"]
+        assert figure["layout"]["shapes"][0]["x0"] == 2
+    assert loss["layout"]["title"]["text"] == "Training loss"
+    assert loss["layout"]["yaxis"]["title"]["text"] == "loss"
+    assert {t["name"] for t in loss["data"]} == {"each step", "epoch mean"}
+    assert score["layout"]["title"]["text"] == "Selection score after each epoch"
+    assert score["layout"]["yaxis"]["title"]["text"] == "share of held-back texts"
+    assert [t["name"] for t in score["data"]] == ["selection score"]
+    assert any(m.value.startswith("**Training of student run #") for m in at.markdown)
+
+
+def test_the_runs_table_says_when_each_run_started_and_how_long_it_took(app_db):
+    from datetime import datetime
+    recorded_run(app_db, THREE_EPOCHS, best=2, pause=0.3)
+    at = page("distill")
+    runs = at.dataframe[-1].value
+    assert {"started", "took"} <= set(runs.columns)
+    started = datetime.strptime(runs.iloc[0]["started"], "%Y-%m-%d %H:%M")
+    assert abs((datetime.now() - started).total_seconds()) < 600     # this server's clock
+    assert runs.iloc[0]["took"] == "0 s"
+
+
+@pytest.mark.slow
+def test_during_a_run_start_is_disabled_in_place_and_after_it_the_page_counts_it(app_db):
+    annotated(app_db)
+    at = page("distill")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1).run()
+    before = estimate_text(at)
+    assert "rough guess" in before
+    next(b for b in at.button if b.label == "Start distillation").click()
+    at.run()
+    start = next(b for b in at.button if b.label == "Start distillation")
+    assert start.disabled
+    assert start.help.startswith("A distillation is running") and "Cancel" in start.help
+    assert estimate_text(at) == before        # still there: nothing below it moves
+    wait_for_job(at, "Distillation done", seconds=600)
+    assert not next(b for b in at.button if b.label == "Start distillation").disabled
+    assert "measured on this machine by the one run timed so far" in estimate_text(at)
+    loss = charts_of(at)[0]
+    assert [a["text"] for a in loss["layout"]["annotations"]] == ["kept: epoch 1"]
+
+
+def test_annotate_says_what_is_already_annotated_and_does_not_pretend_to_run(app_db):
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
+                         TeacherConfig(strategy="ca_add"), limit=50)
+    at = page("annotate")                       # CA_add, the page's default
+    plan = next(c.value for c in at.caption if c.value.startswith("Plan:"))
+    assert plan.startswith("Plan: 150 samples, ranked on this machine")
+    assert "50 of the first 200 texts already have candidate labels from this teacher" in plan
+    annotated(app_db, "ca_add")
+    at.run()
+    said = next(i.value for i in at.info if i.value.startswith("All 200 texts"))
+    assert "already have candidate labels from this teacher with these settings" in said
+    assert "nothing left to annotate" in said and "choose another strategy" in said
+    start = next(b for b in at.button if b.label == "Start annotation")
+    assert start.disabled and "Nothing left to annotate" in start.help
+    assert not any(c.value.startswith("Plan:") for c in at.caption)
+    at.selectbox[0].set_value("ca_all").run()       # other settings: a new run to make
+    assert any(c.value.startswith("Plan: 200 samples, ranked") for c in at.caption)
+    assert not next(b for b in at.button if b.label == "Start annotation").disabled
+    coverage = next(m for m in at.metric if m.label == "Coverage (1-α)")
+    assert "larger sets miss fewer true labels" in coverage.help
+
+
+def test_labels_wrap_their_descriptions_and_explain_the_review_keys(app_db):
+    import json
+    from candist_core.records import Label, LabelSchema
+    from candist_core.tables import WRAP_ROW_PX
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        schema = store.label_schema(project.id)
+        first = Label(schema.labels[0].name, "Questions about a number: how many, how much, "
+                                             "which year, what size, how far or how long ago.")
+        store.replace_labels(project.id, LabelSchema(schema.task,
+                                                     (first,) + schema.labels[1:]))
+    at = page("labels")
+    editor = at.dataframe[0]
+    assert editor.proto.row_height == WRAP_ROW_PX          # tall enough to wrap
+    columns = json.loads(editor.proto.columns)
+    assert columns["description"]["width"] > columns["name"]["width"]
+    keys = next(c.value for c in at.caption if c.value.startswith("Review keys"))
+    assert "33 keys can be given to labels: the digits 1-9, then the letters a-z except " \
+           "s and u" in keys
+    assert "0 for none of these, s for skip and u for undo" in keys
+    assert "keys available" not in keys
+
+
+def test_home_and_agreement_explain_sign_in_without_sending_people_to_the_readme(app_db):
+    home = page("home")
+    agreement = page("agreement")
+    shown = [e.value for at in (home, agreement)
+             for e in (*at.caption, *at.info, *at.markdown, *at.warning)]
+    assert not any("README" in text for text in shown)
+    assert any("the Team section of the Home page says how" in i.value
+               for i in agreement.info)
+    assert any("an `[auth]` section of `.streamlit/secrets.toml`" in c.value
+               for c in home.caption)

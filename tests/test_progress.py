@@ -1,12 +1,19 @@
 """Distillation estimates and progress: named stages and an ETA that only counts down."""
-from candist_core.progress import DistillProgress, estimate_distillation
+import time
+
+import numpy as np
+import pytest
+
+from candist_core.progress import DistillProgress, TimedRun, estimate_distillation, timed_runs
+from candist_core.records import Label, LabelSchema
 
 
 def test_estimate_uses_this_machines_runs_else_says_it_is_a_guess():
     measured = estimate_distillation([(300, 1, 240.0), (100, 2, 170.0)], texts=600, epochs=2,
                                      device="cpu")
     assert measured.measured and measured.runs == 2
-    assert measured.seconds == 0.85 * 600 * 2      # the median of 0.8 and 0.85 s/text/epoch
+    # 0.8 and 0.85 s a text-epoch, the newer (first) counting twice the older
+    assert measured.seconds == pytest.approx((2 * 0.8 + 0.85) / 3 * 600 * 2)
     guess = estimate_distillation([], texts=300, epochs=1, device="cpu")
     assert not guess.measured and "rough guess" in guess.describe()
 
@@ -83,3 +90,80 @@ def test_slow_first_steps_do_not_throw_the_eta_far_from_the_estimate():
         now[0] += 1
         tracker.on_step(step, 20)
     assert tracker.eta_seconds() < eta              # the measured rate takes over
+
+
+def test_the_latest_run_counts_most_and_every_run_counts():
+    # The walk: two runs of about 69 s, then one of 43 s (the newest comes first).
+    before = estimate_distillation([(150, 4, 69.0), (150, 4, 69.0)], texts=150, epochs=4)
+    after = estimate_distillation([(150, 4, 43.0), (150, 4, 69.0), (150, 4, 69.0)],
+                                  texts=150, epochs=4)
+    assert before.seconds == pytest.approx(69.0)
+    assert after.runs == 3
+    # weights 1, 1/2, 1/4: nearer the latest run than the older ones, yet not only it
+    assert after.seconds == pytest.approx((43 + 69 / 2 + 69 / 4) / 1.75)
+    assert 43 < after.seconds < (43 + 69) / 2
+
+
+def test_the_start_is_counted_once_and_the_epochs_scale_with_texts_and_epochs():
+    # 20 s loading and saving, then 40 s for 100 texts x 2 epochs: 0.2 s a text-epoch.
+    timed = [TimedRun(texts=100, epochs=2, seconds=60.0, epoch_seconds=40.0)]
+    assert estimate_distillation(timed, texts=100, epochs=2).seconds == pytest.approx(60.0)
+    assert estimate_distillation(timed, texts=300, epochs=4).seconds == pytest.approx(
+        20 + 0.2 * 300 * 4)
+
+
+def test_the_estimate_reads_as_one_sentence_without_brackets_in_brackets():
+    one = estimate_distillation([(150, 4, 69.0)], texts=150, epochs=4).describe()
+    two = estimate_distillation([(150, 4, 69.0), (150, 4, 60.0)], texts=150,
+                                epochs=4).describe()
+    guess = estimate_distillation([], texts=150, epochs=4).describe()
+    assert one == "about 69 s, measured on this machine by the one run timed so far"
+    assert two.endswith("measured on this machine by its 2 latest runs, the newest counting "
+                        "most")
+    assert guess.startswith("about ") and "rough guess" in guess
+    assert all("(" not in text for text in (one, two, guess))
+
+
+def finish_run(store, project_id, *, pause: float, epoch_seconds: float | None = None,
+               epochs: list[dict] | None = None, best: int = 1) -> int:
+    """A full distillation recorded as the trainer records one: its epochs (by default one
+    taking ``epoch_seconds``), predictions, then done ``pause`` seconds after it started."""
+    run = store.create_student_run(project_id, teacher_run_id=None, method="candist",
+                                   config={"epochs": len(epochs or [1])})
+    if epochs is None:
+        epochs = [{"epoch": 1, "loss": 1.0, "selection_score": 0.5}]
+        if epoch_seconds is not None:
+            epochs[0]["seconds"] = epoch_seconds
+    for metrics in epochs:
+        store.record_student_epoch(run, metrics)
+    ids = [s.id for s in store.samples(project_id)]
+    labels = store.label_schema(project_id).names
+    zeros = np.zeros(len(ids))
+    store.write_predictions(run, ids, np.full((len(ids), len(labels)), 0.5), labels,
+                            entropy=zeros, out_of_candidate=zeros, high_confidence=zeros,
+                            small_loss=zeros)
+    time.sleep(pause)
+    store.finish_student_run(run, status="done", best_epoch=best)
+    return run
+
+
+def test_a_run_counts_as_soon_as_it_is_finished_and_an_update_never(store):
+    project = store.create_project("p", LabelSchema("", (Label("a", ""), Label("b", ""))))
+    store.insert_samples(project.id, [(f"t{i}", f"text {i}", None) for i in range(4)])
+    assert timed_runs(store) == []
+    finish_run(store, project.id, pause=0.3, epoch_seconds=0.2)
+    [first] = timed_runs(store)
+    assert (first.texts, first.epochs, first.epoch_seconds) == (4, 1, 0.2)
+    assert 0.3 <= first.seconds < 5 and first.start_seconds == pytest.approx(
+        first.seconds - 0.2)
+    slow = estimate_distillation(timed_runs(store), texts=4, epochs=1)
+    finish_run(store, project.id, pause=0.05, epoch_seconds=None)   # an older format
+    newest, older = timed_runs(store)
+    assert older == first and newest.epoch_seconds is None
+    fast = estimate_distillation(timed_runs(store), texts=4, epochs=1)
+    assert fast.runs == 2 and fast.seconds < slow.seconds
+    update = store.create_student_run(project.id, teacher_run_id=None, method="candist",
+                                      config={"update_of": 1})
+    store.record_student_epoch(update, {"epoch": 1, "seconds": 5.0})
+    store.finish_student_run(update, status="done", best_epoch=1)
+    assert len(timed_runs(store)) == 2

@@ -162,8 +162,8 @@ def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(st
     assert len(run.epochs) == 1 == len(epochs)
     steps = run.epochs[0]["step_losses"]           # the Distill page's per-step loss curve
     assert len(steps) >= 5 and run.epochs[0]["loss"] == pytest.approx(np.mean(steps), abs=1e-3)
-    figure = charts.training_figure(run.epochs)
-    assert len(next(t for t in figure.data if t.name == "loss (each step)").x) == len(steps)
+    figure = charts.loss_figure(run.epochs, run.best_epoch)
+    assert len(next(t for t in figure.data if t.name == "each step").x) == len(steps)
     assert (store.path.parent / "models" / "trec" / f"run-{run_id}" / "model.safetensors").is_file()
     predictions = store.predictions(run_id)
     assert len(predictions) == 200

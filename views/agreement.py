@@ -43,10 +43,10 @@ if flash:
 report = agreement_report(store, project.id)
 if report is None:
     st.info("No text has two reviewers' labels yet. Agreement shows here once two "
-            "people have labelled the same texts on the Review page: team members signed "
-            "in (README, \"Serving a team\"), or, without sign-in, people who each typed "
-            "their own name in the sidebar's Reviewer box. A single reviewer has nothing "
-            "to agree with.")
+            "people have labelled the same texts on the Review page: team members who "
+            "signed in (when the app is served to a team; the Team section of the Home page "
+            "says how), or, without sign-in, people who each typed their own name in the "
+            "sidebar's Reviewer box. A single reviewer has nothing to agree with.")
     st.stop()
 
 

@@ -5,12 +5,14 @@ import streamlit as st
 
 from candist_core import charts
 from candist_core.conformal import conformal_annotate, min_calibration
+from candist_core.embedding_cache import DEFAULT_ENCODER_NAME
 from candist_core.human_teacher import (annotate_with_decisions, plan_with_decisions,
                                         taught_caption)
 from candist_core.metrics import teacher_run_metrics
 from candist_core.prompts import STRATEGIES
 from candist_core.records import CandistError
-from candist_core.teacher import TeacherConfig, annotate_project, make_teacher, plan_annotation
+from candist_core.teacher import (TeacherConfig, annotate_project, make_teacher,
+                                  plan_annotation, resumable_run)
 from views.common import registry, require_project, show_job, show_quality
 
 PRICE_HELP = ("For the cost estimate only. The default is gpt-4o-mini's list price; set 0 "
@@ -85,20 +87,51 @@ if strategy == "sc":
     s1, s2 = st.columns(2)
     settings.update(samples=s1.number_input("K samples", 1, 40, d.samples),
                     top_k=s2.number_input("keep top-k", 1, 10, d.top_k))
+
+
 try:
     config = TeacherConfig(strategy=strategy, **settings)
-    plan = plan_annotation(store, project.id, config, kind=teacher_kind, limit=int(limit))
+    asked = int(limit)
+    resume_run, already = resumable_run(
+        store, project.id, config, kind=teacher_kind, limit=asked,
+        model=DEFAULT_ENCODER_NAME if teacher_kind == "offline" else (model or ""))
+    left = asked - already
+    plan = plan_annotation(store, project.id, config, kind=teacher_kind, limit=asked)
+    if already and left and teacher_kind == "openai":     # the requests of the texts left
+        done = store.done_sample_ids(resume_run)
+        plan = plan_annotation(store, project.id, config, kind=teacher_kind, samples=[
+            s for s in store.samples(project.id, limit=asked) if s.id not in done])
 except CandistError as exc:
     st.error(str(exc))
     st.stop()
-if teacher_kind == "offline":
-    st.caption(f"Plan: {plan['samples']} samples, ranked on this machine by a small "
-               f"sentence encoder: no requests, no cost.")
+nothing_left = already > 0 and left == 0
+kept = (f" {already} of the first {asked} texts already have candidate labels from this "
+        f"teacher with these settings (teacher run #{resume_run}): kept, not asked again."
+        if already else "")
+if nothing_left:
+    same = (" The offline teacher gives the same sets for the same settings." if
+            teacher_kind == "offline" else "")
+    other = "strategy or other settings" if teacher_kind == "offline" else \
+        "strategy, model or other settings"
+    st.info(f"All {asked} texts already have candidate labels from this teacher with these "
+            f"settings (teacher run #{resume_run}): nothing left to annotate"
+            + (" and nothing to pay for." if teacher_kind == "openai" else ".") + same
+            + f" To annotate again, choose another {other} (a new teacher run; this one is "
+              f"kept)"
+            + (", or re-annotate with what people decided (the button below)."
+               if store.human_label_count(project.id) else
+               ", or, once people have labelled texts on the Review page, re-annotate with "
+               "what they decided (a button here then)."),
+            icon=":material/check_circle:")
+elif teacher_kind == "offline":
+    st.caption(f"Plan: {left} samples, ranked on this machine by a small sentence encoder: "
+               f"no requests, no cost.{kept}")
 else:
-    st.caption(f"Plan: {plan['samples']} samples, {plan['requests']} requests, "
+    st.caption(f"Plan: {left} samples, {plan['requests']} requests, "
                f"~{plan['prompt_tokens']:,} prompt + ~{plan['completion_tokens']:,} "
                f"completion tokens, ~${plan['cost']:.4f}. Replies already paid for are "
-               f"re-used.")
+               f"re-used.{kept}")
+
 
 def start(name: str, annotate):
     """Start ``annotate`` (annotate_project or annotate_with_decisions) as the page's job;
@@ -106,15 +139,21 @@ def start(name: str, annotate):
     try:
         teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
                                api_key=api_key or None, shots=config.shots)
-        return registry().start(key, name, lambda j: annotate(
+        registry().start(key, name, lambda j: annotate(
             store, project.id, teacher, config, limit=int(limit), progress=j.progress,
             cancel=j.cancel))
     except CandistError as exc:
         st.error(str(exc))
         return job
+    # The whole page again at once, so its buttons are drawn disabled while the job runs
+    # (drawn on from the click, they stayed enabled; a walk found it on Distill).
+    st.rerun()
 
 
-if st.button("Start annotation", type="primary", disabled=bool(job and job.running)):
+if st.button("Start annotation", type="primary",
+             disabled=bool(job and job.running) or nothing_left,
+             help="Nothing left to annotate with these settings (see above)." if nothing_left
+             else None):
     job = start("Annotation", annotate_project)
 if store.human_label_count(project.id):
     if teacher_kind == "openai":
@@ -213,7 +252,8 @@ m[1].metric("Mean #labels", f"{metrics['mean_labels']:.2f}" if metrics["mean_lab
 m[2].metric("Coverage (1-α)", f"{metrics['coverage']:.1%}" if metrics["coverage"] is not None
             else "no gold", delta=delta("coverage"),
             help="Share of the texts with a gold label whose candidate set contains it "
-                 "(1 minus the miss rate α). Higher sets miss fewer true labels.")
+                 "(1 minus the miss rate α). Higher is better: larger sets miss fewer "
+                 "true labels, but say less.")
 m[3].metric("SA accuracy", f"{metrics['sa_accuracy']:.1%}"
             if metrics["sa_accuracy"] is not None else "no gold", delta=delta("sa_accuracy"),
             help="Single-answer accuracy: how often the teacher's first label equals the gold "

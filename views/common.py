@@ -225,6 +225,18 @@ def kept_settings(store, page: str, project_id: int):
     return kept, keep
 
 
+def seeded(page: str, project_id: int, name: str, value) -> str:
+    """The session key of a kept widget, seeded with its kept ``value`` when the widget is
+    drawn afresh (first visit, reload, back from another page); the widget then takes its
+    value from the key alone. A widget without a key whose default changes is a new widget
+    to Streamlit: redrawn after each change, a slider lost the keyboard focus after one
+    arrow key, and a second change made during the rerun was lost (a walk found)."""
+    key = f"{page}-{name}-{project_id}"
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
 DEFAULT_REVIEWER = "reviewer"
 
 
@@ -295,7 +307,7 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
                 st.caption(f"tokens {stats.get('prompt_tokens', 0)} in / "
                            f"{stats.get('completion_tokens', 0)} out, cost "
                            f"${stats.get('cost', 0):.4f}, errors {stats.get('errors') or 0}")
-            if st.button("Cancel", key=f"cancel-{id(job)}"):
+            if st.button("Cancel", key=f"cancel-{job.key}"):
                 job.cancel.set()
         else:
             line = job.outcome()
@@ -303,8 +315,8 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
                 st.error(line)
             elif line:
                 st.success(line)
-            if st.session_state.get(f"refreshed-{id(job)}") is None:
-                st.session_state[f"refreshed-{id(job)}"] = True
+            if st.session_state.get(f"refreshed-{job.key}") is None:
+                st.session_state[f"refreshed-{job.key}"] = True
                 st.rerun(scope="app")
 
     panel()

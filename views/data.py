@@ -122,9 +122,14 @@ search = st.text_input("Search the texts", placeholder="words that must all occu
                        help="Full-text search: every word must occur in the text (the last "
                             "one may be the start of a word); case and accents are ignored.")
 f1, f2, f3, f4 = st.columns(4)
-label = f1.selectbox("Label", [ANY] + labels,
-                     help="The label the export would give: a human decision, else the "
-                          "student's prediction, else the teacher's first label.")
+# The best label known now, not the export's: the Export page may leave a text unlabeled,
+# or out of the file, under its minimum confidence (a walk read "the label the export would
+# give" on a row the export at 90% gave none).
+BEST_LABEL = ("The best label known now: the human label if there is one, else the "
+              "student's prediction, else the teacher's first label. The Export page may "
+              "leave it empty, or leave the text out, when it is under the export's minimum "
+              "confidence.")
+label = f1.selectbox("Label", [ANY] + labels, help=BEST_LABEL)
 source = f2.selectbox("Label source", [ANY, *SOURCES],
                       format_func=lambda s: SOURCE_NAMES.get(s, s),
                       help="Where that label comes from.")
@@ -155,9 +160,7 @@ if rows:
                                                  "candidates", "gold"]
                            if c in table})
     fit = fitted_widths({c: table[c] for c in order}, min_flex=220, wraps=tuple(order))
-    help_ = {"label": "The label the export gives it with the default policy (human, then "
-                      "student, then teacher) and no minimum confidence; the Export page's "
-                      "settings may leave it unlabelled",
+    help_ = {"label": BEST_LABEL,
              "source": "human, student, teacher or none; 'skipped' when a reviewer "
                        "skipped the text",
              "candidates": "The teacher's candidate set",

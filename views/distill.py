@@ -1,5 +1,6 @@
 """Distill: train the student in the background, with an estimate before it starts, named
 stages and a steady ETA while it runs, and its curves and accuracy after."""
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -10,11 +11,12 @@ from candist_core.distill import distill_project, fail_interrupted_runs
 from candist_core.encoder import device_description, pick_device
 from candist_core.metrics import student_run_metrics
 from candist_core.model_dir import zip_bytes
-from candist_core.progress import DistillProgress, estimate_distillation, timed_runs
+from candist_core.progress import (DistillProgress, estimate_distillation, format_duration,
+                                   seconds_between, timed_runs)
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
 from candist_core.tables import fitted_widths, shown_columns
-from views.common import (kept_settings, registry, require_project, show_job,
+from views.common import (kept_settings, registry, require_project, seeded, show_job,
                           show_quality)
 
 store, project = require_project("distill")
@@ -38,51 +40,60 @@ c1, c2, c3 = st.columns(3)
 METHOD_NAMES = {"candist": "CanDist (Distribution Refinery)",
                 "sa": "Single-label distillation", "uniform": "Uniform over candidates"}
 method = keep("method", c1.selectbox(
-    "Method", METHODS, index=METHODS.index(kept.choice("method", METHODS, d.method)),
+    "Method", METHODS, key=seeded("distill", project.id, "method",
+                                  kept.choice("method", METHODS, d.method)),
     format_func=lambda m: METHOD_NAMES.get(m, m),
     help="CanDist: learns from the whole candidate set and, epoch by epoch, shifts weight to "
          "the labels the student itself finds likely (recommended). Single-label: only the "
          "teacher's first label. Uniform: every candidate counts the same."))
-epochs = keep("epochs", c2.number_input("Epochs", 1, 50,
-                                        kept.number("epochs", 1, 50, d.epochs),
+epochs = keep("epochs", c2.number_input("Epochs", 1, 50, key=seeded(
+                                            "distill", project.id, "epochs",
+                                            kept.number("epochs", 1, 50, d.epochs)),
                                         help="Passes over all texts. More can help, each "
                                              "takes about as long as the first; the best "
                                              "epoch is kept."))
-lr = keep("lr", c3.number_input("Learning rate", 1e-6, 1e-3,
-                                kept.number("lr", 1e-6, 1e-3, d.lr),
+lr = keep("lr", c3.number_input("Learning rate", 1e-6, 1e-3, key=seeded(
+                                    "distill", project.id, "lr",
+                                    kept.number("lr", 1e-6, 1e-3, d.lr)),
                                 format="%.6f", help="How big each training step is. The "
                                                     "default suits MiniLM."))
 with st.expander("More settings"):
     a1, a2, a3, a4 = st.columns(4)
     batch_size = keep("batch_size", a1.number_input(
-        "Batch size", 1, 256, kept.number("batch_size", 1, 256, d.batch_size),
+        "Batch size", 1, 256, key=seeded("distill", project.id, "batch_size",
+                                         kept.number("batch_size", 1, 256, d.batch_size)),
                                  help="Texts per training step. Larger is faster on a GPU "
                                       "and needs more memory."))
-    delta = keep("delta", a2.slider("delta (small-loss share)", 0.1, 0.9,
-                                    kept.number("delta", 0.1, 0.9, d.delta),
+    delta = keep("delta", a2.slider("delta (small-loss share)", 0.1, 0.9, key=seeded(
+                                        "distill", project.id, "delta",
+                                        kept.number("delta", 0.1, 0.9, d.delta)),
                       help="Each epoch, among the texts whose student label is inside their "
                            "candidate set, this share per predicted label (those with the "
                            "smallest loss) gets a target sharpened towards the student's "
                            "favourite (the 'sharpened' curve of the training chart, from the "
                            "second epoch of candist)."))
-    tau = keep("tau", a3.slider("tau (high confidence)", 0.5, 1.0,
-                                kept.number("tau", 0.5, 1.0, d.tau),
+    tau = keep("tau", a3.slider("tau (high confidence)", 0.5, 1.0, key=seeded(
+                                    "distill", project.id, "tau",
+                                    kept.number("tau", 0.5, 1.0, d.tau)),
                     help="A text whose student label is outside its candidate set gets "
                          "that label as its target when the student gives it more than this "
                          "probability (the 'trusted outside the set' curve of the training "
                          "chart, from the second epoch of candist)."))
-    gamma = keep("gamma", a4.slider("gamma (sharpening)", 0.5, 1.0,
-                                    kept.number("gamma", 0.5, 1.0, d.gamma),
+    gamma = keep("gamma", a4.slider("gamma (sharpening)", 0.5, 1.0, key=seeded(
+                                        "distill", project.id, "gamma",
+                                        kept.number("gamma", 0.5, 1.0, d.gamma)),
                       help="How strongly the targets inside a candidate set are sharpened "
                            "towards the student's favourite: 1 keeps them as they are, "
                            "lower sharpens more."))
     model = keep("model", st.text_input("Model directory (empty: all-MiniLM-L6-v2)",
-                                        value=kept.text("model"),
+                                        key=seeded("distill", project.id, "model",
+                                                   kept.text("model")),
                           help="A local Hugging Face encoder folder; empty uses the bundled "
                                "all-MiniLM-L6-v2 (small, runs on a laptop)."))
     head_init = keep("head_init", st.selectbox(
         "Classifier head starts", HEAD_INITS,
-        index=HEAD_INITS.index(kept.choice("head_init", HEAD_INITS, d.head_init)),
+        key=seeded("distill", project.id, "head_init",
+                   kept.choice("head_init", HEAD_INITS, d.head_init)),
         format_func=lambda h: {
             "auto": f"auto (prototypes under {d.prototypes_below:g} samples a class, "
                     "else random)",
@@ -98,11 +109,17 @@ texts = store.count_samples(project.id)
 estimate = estimate_distillation(timed_runs(store), texts=texts, epochs=int(epochs),
                                  device=device.type,
                                  mean_chars=store.mean_text_chars(project.id))
-if not (job and job.running):
-    st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}.")
-if st.button("Start distillation", type="primary", disabled=bool(job and job.running)):
+START_ERROR = f"distill-start-error-{project.id}"
+
+
+def start_distillation(settings: StudentConfig, expected: float) -> None:
+    """Start the run in the background and draw the page again at once, so that the whole
+    page, the button included, sees it going: drawn on from the click, the button stayed
+    enabled for the whole run, and the page jumped when a later click caught up with it.
+    (Not an ``on_click`` callback: its settings would be those drawn before the click, not
+    an Epochs value typed just before it.)"""
     def work(j):
-        tracker = DistillProgress(epochs=config.epochs, estimate=estimate.seconds)
+        tracker = DistillProgress(epochs=settings.epochs, estimate=expected)
         j.stats = {"progress": tracker}
 
         def on_epoch(m):
@@ -112,12 +129,26 @@ if st.button("Start distillation", type="primary", disabled=bool(job and job.run
         def on_step(done, total):
             tracker.on_step(done, total)
             j.progress(done, total)
-        return distill_project(store, project.id, config, on_epoch=on_epoch,
+        return distill_project(store, project.id, settings, on_epoch=on_epoch,
                                on_step=on_step, cancel=j.cancel)
     try:
-        job = registry().start(key, "Distillation", work)
+        registry().start(key, "Distillation", work)
     except CandistError as exc:
-        st.error(str(exc))
+        st.session_state[START_ERROR] = str(exc)
+    st.rerun()
+
+
+running = bool(job and job.running)
+# The estimate stays while a run goes, so nothing below it moves when the run starts.
+st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}.")
+if st.button("Start distillation", type="primary", disabled=running,
+             help="A distillation is running: its progress is below. Wait for it to end, "
+                  "or stop it with Cancel under the progress bar, to start another."
+             if running else "Train a new student with these settings, in the background: "
+                             "you may leave this page meanwhile."):
+    start_distillation(config, estimate.seconds)
+if start_error := st.session_state.pop(START_ERROR, None):
+    st.error(start_error)
 show_job(job, unit=f"training steps (a step learns from {int(batch_size)} texts)")
 
 st.subheader("Continuous student")
@@ -156,16 +187,33 @@ st.caption(why_not if fresh.student_run is None else continuous.describe(fresh),
 show_job(update_job, unit="steps")
 
 
-@st.fragment(run_every=2.0 if job and job.running else None)
+@st.fragment(run_every=2.0 if running else None)
 def curves() -> None:
-    epochs_seen = job.history if job and job.history else None
-    kept = None
-    if epochs_seen is None:     # the curves of a full distillation, not of an update
+    if running and not job.running:
+        # The run has just ended: draw the whole page again, so that the estimate, the
+        # figures and the runs table count it, not only this chart.
+        st.rerun(scope="app")
+    if running and job.running:
+        if not job.history:
+            st.caption("The training chart of the run under way appears after its first "
+                       "epoch.")
+            return
+        epochs_seen, kept, whose = list(job.history), None, "the run under way"
+    else:        # the curves of the latest full distillation, never of an update
         run = continuous.latest_full_run(store, project.id)
-        epochs_seen, kept = (run.epochs, run.best_epoch) if run else (None, None)
-    if epochs_seen:
-        st.plotly_chart(charts.training_figure(epochs_seen, kept=kept), width="stretch")
-        st.caption(charts.training_caption(epochs_seen))
+        if run is None or not run.epochs:
+            return
+        epochs_seen, kept, whose = run.epochs, run.best_epoch, f"student run #{run.id}"
+    st.markdown(f"**Training of {whose}**" + (f" (the dotted line: epoch {kept}, whose "
+                                              f"weights were kept)" if kept else ""))
+    scores = charts.score_figure(epochs_seen, kept)
+    left, right = st.columns(2) if scores is not None else (st.container(), None)
+    left.plotly_chart(charts.loss_figure(epochs_seen, kept), width="stretch")
+    if right is not None:
+        right.plotly_chart(scores, width="stretch")
+    if not charts.scored(epochs_seen):
+        st.caption("No held-back texts to score the epochs on: the last epoch is kept.")
+    st.caption(charts.training_caption(charts.charted_epochs(epochs_seen)))
 
 
 curves()
@@ -173,8 +221,9 @@ done = store.latest_student_run(project.id)
 if done is not None:
     m = student_run_metrics(store, done)
     st.caption(f"The latest student: student run #{done.id}, "
-               f"{continuous.run_kind(done.config)}. The chart above is the "
-               f"latest full distillation's (an update has no epochs to chart).")
+               f"{continuous.run_kind(done.config)}."
+               + (" The chart above is of the latest full distillation: an update has "
+                  "no epochs to chart." if "update_of" in done.config else ""))
     q1, q2, q3 = st.columns(3)
     q1.metric("Accuracy vs gold labels",
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
@@ -220,17 +269,35 @@ if done is not None:
                                 "trust_remote_code=True).")
         with d2:
             st.page_link("views/predict.py", label="Label new files with it")
+def started_at(stamp: str) -> str:
+    """A stored UTC time as this server's local date and minute."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return stamp
+
+
+def took(run) -> str:
+    seconds = seconds_between(run.created, run.finished)
+    return "" if seconds is None else format_duration(seconds)
+
+
+RUN_HELP = {"started": "When the run started, on this server's clock.",
+            "took": "From its start to its end: loading the model, every epoch, writing the "
+                    "predictions and saving the model (empty while it runs)."}
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
     table = pd.DataFrame([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
-                           "method": r.method, "status": r.status, "epochs": len(r.epochs),
+                           "method": r.method, "status": r.status,
+                           "started": started_at(r.created), "took": took(r),
+                           "epochs": len(r.epochs),
                            "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
                            else "", "error": r.error or ""} for r in runs])
     shown = shown_columns({c: table[c] for c in table.columns},
                           keep=("run", "kind", "method", "status"))
-    fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=300,
-                        whole=("run", "status"))
+    fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=220,
+                        whole=("run", "status", "started", "took"))
     st.dataframe(table, width="stretch", hide_index=True, column_order=shown,
-                 column_config={c: st.column_config.TextColumn(c, width=w)
+                 column_config={c: st.column_config.TextColumn(c, width=w, help=RUN_HELP.get(c))
                                 for c, w in fit.items()})

@@ -62,8 +62,11 @@ def team_section(project) -> None:
             st.caption(f"Signed in as **{me}** (owner).")
         else:
             st.caption("Sign-in is not configured, so this app serves you alone and you are "
-                       "its owner. Members take effect once sign-in is configured (README, "
-                       "\"Serving a team\").")
+                       "its owner. The members below take effect once sign-in is on: "
+                       "whoever runs the app adds the team's sign-in provider (Google, "
+                       "Microsoft, Okta...) as an `[auth]` section of "
+                       "`.streamlit/secrets.toml` on the server and starts it with `make "
+                       "serve-team`; each person then signs in with the email added here.")
         rows = ([(m.email, "owner (whole database)", m.added_by, m.created[:10])
                  for m in store.members(None)]
                 + [(m.email, m.role, m.added_by, m.created[:10])

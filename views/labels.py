@@ -4,9 +4,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from candist_core.keys import KEY_POOL, assign_keys, check_keys
+from candist_core.keys import KEY_POOL, RESERVED_KEYS, assign_keys, check_keys
 from candist_core.records import CandistError
 from candist_core.schema import build_schema, check_replacement, read_schema, schema_to_dict
+from candist_core.tables import (CHAR_PX, PAD_PX, PAGE_WIDTH, WRAP_ROW_PX, fitted_widths,
+                                  listed, wrapped_height)
 from views.common import require_project
 
 store, project = require_project("labels")
@@ -22,18 +24,34 @@ table = pd.DataFrame({"name": [l.name for l in schema.labels],
                       "description": [l.description for l in schema.labels],
                       # upper case, as the Review page's buttons show them
                       "key": [(keys[l.name] or "").upper() for l in schema.labels]})
+# Descriptions wrap, in rows tall enough for three lines, when one line cannot hold them
+# (a one-line cell cut them off mid-sentence at 1280 px). Widths by the headers shown; the
+# editor's own first column (tick a row to delete it) takes about 40 px.
+widths = fitted_widths({"name": table["name"], "description": table["description"],
+                        "review key": table["key"]}, flex="description",
+                       wraps=("description",), whole=("name",), total=PAGE_WIDTH - 40)
+one_line = max((len(d) for d in table["description"]), default=0) * CHAR_PX + PAD_PX
 edited = st.data_editor(table, num_rows="dynamic", width="stretch", key="labels_editor",
+                        row_height=WRAP_ROW_PX if one_line > widths["description"] else None,
+                        height=wrapped_height(len(table) + 1, visible=10)   # + the new row
+                        if one_line > widths["description"] else "auto",
                         column_config={
+                            "name": st.column_config.TextColumn(width=widths["name"]),
                             "description": st.column_config.TextColumn(
-                                width="large", help="What the label means; the teacher ranks the labels "
+                                width=widths["description"],
+                                help="What the label means; the teacher ranks the labels "
                                      "against 'name: description'."),
                             "key": st.column_config.TextColumn(
-                                "review key", max_chars=1, width="small",
-                                help="The key that picks this label on the Review page, the "
-                                     "same on every text: a digit 1-9 or a letter (s and u "
-                                     "are skip and undo). Empty: the next free key.")})
-st.caption(f"{len(KEY_POOL)} keys available; labels beyond them are picked by typing their "
-           f"name on the Review page.")
+                                "review key", max_chars=1, width=widths["review key"],
+                                help="The keyboard key that picks this label on the Review "
+                                     "page, the same on every text: a digit 1-9 or a letter "
+                                     "(s and u are skip and undo). Empty: the next free "
+                                     "key.")})
+actions = listed([f"{key} for {what}" for key, what in RESERVED_KEYS.items()])
+st.caption(f"Review keys: on the Review page one key press picks a label, the same key on "
+           f"every text. {len(KEY_POOL)} keys can be given to labels: the digits 1-9, then "
+           f"the letters a-z except s and u; the page keeps {actions}. Labels beyond "
+           f"{len(KEY_POOL)} get no key and are picked by typing their name.")
 confirm = False
 if in_use:
     st.caption(f"{len(in_use)} label(s) are used by annotations, decisions or predictions.")

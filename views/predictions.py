@@ -22,15 +22,25 @@ if run is None:
     st.info("No finished student run yet: distill first.")
     st.stop()
 labels = store.label_schema(project.id).names
-AGREEMENT = {"any": "(any)", "disagrees_with_teacher": "disagrees with teacher",
-             "disagrees_with_human": "disagrees with human",
-             "outside_candidates": "outside candidates"}
+AGREEMENT = {"any": "(any)",
+             "disagrees_with_teacher": "differs from teacher's first choice",
+             "disagrees_with_human": "differs from the human label",
+             "outside_candidates": "outside teacher's candidates"}
+AGREEMENT_HELP = ("Which texts to list. Differs from teacher's first choice: the "
+                  "student's label is not the teacher's top label; it may still be one of "
+                  "the teacher's other candidates. Differs from the human label: a reviewer "
+                  "chose another label. Outside teacher's candidates: the student's label "
+                  "is not in the teacher's candidate set at all (a likely teacher miss); "
+                  "these texts also differ from the teacher's first choice.")
 ORDER = {"confidence_ascending": "confidence ascending",
          "confidence_descending": "confidence descending", "id": "id"}
-c1, c2, c3, c4 = st.columns(4)
+# The Agreement filter's names are the longest: its column is wider, the page number's
+# narrower, so they show whole at 1280 px.
+c1, c2, c3, c4 = st.columns([1, 1.6, 1, 0.7])
 label = c1.selectbox("Student label", [None] + labels,
                      format_func=lambda l: "(any)" if l is None else l)
-agreement = c2.selectbox("Agreement", list(PREDICTION_FILTERS), format_func=AGREEMENT.get)
+agreement = c2.selectbox("Agreement", list(PREDICTION_FILTERS), format_func=AGREEMENT.get,
+                         help=AGREEMENT_HELP)
 order = c3.selectbox("Sort by", list(PREDICTION_ORDERS), format_func=ORDER.get)
 page_size = 50
 total = store.count_predictions(run.id, label=label, agreement=agreement)
@@ -39,13 +49,21 @@ page = c4.number_input(f"Page (of {pages})", 1, pages, 1)
 rows = store.prediction_page(run.id, label=label, agreement=agreement, order=order,
                              limit=page_size, offset=(int(page) - 1) * page_size)
 waiting = store.sent_to_review(project.id)
-st.caption(f"{total} predictions match."
-           + (f" {len(waiting)} text(s) sent to the review queue are waiting for a decision "
-              f"('sent to review' in the human column)." if waiting else ""))
+# The send button sits above the table, left of this count, always there (disabled until
+# a row is ticked) and of a fixed width: below the table it was off-screen at 1280x800, and
+# appearing with the first tick it moved what was under the pointer. On the left, because
+# the table's toolbar pops up over its top right corner. It is drawn after the table (it
+# needs the ticks), into this slot.
+head = st.container(horizontal=True, vertical_alignment="center", wrap=False,
+                    key="send-row")
+send_slot = head.empty()
+head.caption(f"{total} predictions match."
+             + (f" {len(waiting)} text(s) sent to the review queue are waiting for a "
+                f"decision ('sent to review' in the human column)." if waiting else ""))
 table = pd.DataFrame(rows).fillna("")
 COLUMNS = {
     "review": st.column_config.CheckboxColumn(
-        "review", help="Tick texts, then press 'Send N to the review queue' below the table: "
+        "review", help="Tick texts, then press 'Send N to the review queue' above the table: "
                        "they come first on the Review page"),
     "sample_id": None,   # the store's row id: needed to send to review, never shown
     "id": st.column_config.TextColumn("id", width=60),
@@ -94,22 +112,32 @@ if not table.empty:
                             key=(editor := f"pred-{page}-{label}-{agreement}-{order}-"
                                            f"{st.session_state.get('pred_sends', 0)}"))
     chosen = edited[edited["review"]]["sample_id"].tolist()
-    if chosen and st.button(f"Send {len(chosen)} to the review queue"):
-        sent = send_to_review(store, project.id, [int(c) for c in chosen],
-                              who=current_reviewer())
-        # The ticks are cleared: a new editor (the browser kept the old one's ticks and
-        # sent them again with the next tick, a walk found).
-        st.session_state.pop(editor, None)
-        st.session_state["pred_sends"] = st.session_state.get("pred_sends", 0) + 1
-        st.session_state["predictions_flash"] = " ".join(filter(None, [
-            f"Sent {len(sent)} text(s): they come first on the Review page (after any sent "
-            f"earlier), for every reviewer, until decided." if sent else None,
-            f"{len(chosen) - len(sent)} already decided (labelled or skipped) stay "
-            f"decided: change them from Review's list of recent decisions."
-            if len(sent) < len(chosen) else None]))
-        st.rerun()
+else:
+    editor, chosen = None, []
+if send_slot.button(f"Send {len(chosen)} to the review queue" if chosen else
+                    "Send to the review queue", key="send-to-review", type="primary",
+                    disabled=not chosen, width=240,
+                    help="Puts the ticked texts first on the Review page, for every reviewer, "
+                         "until decided." if chosen else
+                         "Tick texts in the table's 'review' column first: this sends them "
+                         "to the front of the Review page's queue."):
+    sent = send_to_review(store, project.id, [int(c) for c in chosen],
+                          who=current_reviewer())
+    # The ticks are cleared: a new editor (the browser kept the old one's ticks and
+    # sent them again with the next tick, a walk found).
+    st.session_state.pop(editor, None)
+    st.session_state["pred_sends"] = st.session_state.get("pred_sends", 0) + 1
+    st.session_state["predictions_flash"] = " ".join(filter(None, [
+        f"Sent {len(sent)} text(s): they come first on the Review page (after any sent "
+        f"earlier), for every reviewer, until decided." if sent else None,
+        f"{len(chosen) - len(sent)} already decided (labelled or skipped) stay "
+        f"decided: change them from Review's list of recent decisions."
+        if len(sent) < len(chosen) else None]))
+    st.rerun()
 summary = store.prediction_summary(run.id)
 st.subheader("Per class")
+st.caption(f"Every text of student run #{run.id}: the filters above choose the table's rows "
+           "only, not this table or the charts below.")
 per_class = pd.DataFrame({"label": labels}).merge(
     pd.DataFrame(summary["per_class"], columns=["label", "predicted", "mean_confidence",
                                                 "outside_candidates"]),

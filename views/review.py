@@ -145,35 +145,75 @@ SIGNAL_NAMES = {"set_size": "Candidate-set size", "entropy": "Student entropy",
                 "low_confidence": "Low confidence",
                 "label_issue": "Likely teacher mistakes (cleanlab)",
                 "likely_wrong": "Likely wrong exported labels", "random": "Random order"}
-SIGNAL_HELP = ("Which texts come first. Candidate-set size: the teacher hesitated between "
-               "the most labels. Student entropy: the student's probabilities are the most "
-               "spread out. Teacher/student disagreement: their top labels differ. Student "
-               "outside the candidates: the student picks a label the teacher left out "
-               "(a likely teacher miss). Low confidence: the least sure prediction first. "
-               "Likely teacher mistakes: the teacher's label fits the text worst, judged by "
-               "models that never trained on that text (cleanlab's label quality; needs a "
-               "student). Likely wrong exported labels: the student's label is the least "
-               "probable by those models, so these labels most likely go wrong into the "
-               "export. Random order: a fixed shuffle, a fair sample of the whole project.")
+# What each order puts first, one line each: the popover says the chosen one's, the "Order
+# by" tooltip lists them all. "Only": the order leaves the other texts out of the queue.
+SIGNAL_LINES = {
+    "set_size": "the texts the teacher hesitated on most (the most candidate labels) first; "
+                "only texts with more than one candidate label",
+    "entropy": "the texts whose student probabilities are the most spread out (highest "
+               "entropy) first",
+    "disagreement": "only the texts where the teacher's and the student's top labels "
+                    "differ, the least confident first",
+    "out_of_candidate": "only the texts where the student picks a label the teacher left "
+                        "out (a likely teacher miss), the most confident first",
+    "low_confidence": "the least sure prediction first (the student's, or the teacher's "
+                      "before a first student)",
+    "label_issue": "only the texts with a cleanlab label-quality score (it needs a student), "
+                   "the teacher labels that fit their text worst first, judged by models "
+                   "that never trained on that text",
+    "likely_wrong": "only the texts scored by models that never trained on them (it needs "
+                    "a student), the student labels they find least probable first: the "
+                    "labels most likely to go wrong into the export",
+    "random": "every annotated text in a fixed shuffle, a fair sample of the whole project",
+}
+SIGNAL_HELP = "Which texts come first. " + " ".join(
+    f"{SIGNAL_NAMES[s]}: {SIGNAL_LINES[s]}." for s in SIGNALS)
+ALL_LABELS = "(all labels)"
 ORDERS = [DEFAULT_SIGNAL] + [s for s in SIGNALS if s != DEFAULT_SIGNAL]
-# Folded by default, so the text under review sits higher on a laptop screen.
+
+
+def describe_order(signal: str, label_filter: str) -> str:
+    """One line on what the chosen order (and label filter) puts in the queue."""
+    used = effective_signal(signal, has_student=latest_student is not None)
+    name = SIGNAL_NAMES[signal] + (" (the default)" if signal == DEFAULT_SIGNAL else "")
+    line = f"Chosen order, {name}: {SIGNAL_LINES[signal]}."
+    if used != signal:
+        line = (f"Chosen order, {SIGNAL_NAMES[signal]}: until a first student it is "
+                f"{SIGNAL_NAMES[used]}, {SIGNAL_LINES[used]}.")
+    if label_filter != ALL_LABELS:
+        line += (f" Only texts whose candidate set or student label includes "
+                 f"{label_filter}.")
+    return line
+
+
+def reset_order() -> None:
+    """Back to the default order over all labels (the two selectboxes of the popover)."""
+    st.session_state["review_signal"] = DEFAULT_SIGNAL
+    st.session_state["review_label_filter"] = ALL_LABELS
+
+
+# A popover, not an expander: opened, it floats over the page instead of pushing the text
+# under review down (a new-user walk lost its place that way).
 chosen = st.session_state.get("review_signal", DEFAULT_SIGNAL)
-chosen_label = st.session_state.get("review_label_filter", "(all labels)")
+chosen_label = st.session_state.get("review_label_filter", ALL_LABELS)
 latest_teacher, latest_student = (store.latest_teacher_run(project.id),
                                   store.latest_student_run(project.id))
 used = effective_signal(chosen, has_student=latest_student is not None)
 chosen_name = (SIGNAL_NAMES.get(chosen, chosen) if used == chosen else
                f"{SIGNAL_NAMES.get(used, used)} until a first student")
-with top_order.expander(f"Queue order: {chosen_name}"
-                       + ("" if chosen_label == "(all labels)" else f" · only {chosen_label}")):
+with top_order.popover(f"Queue order: {chosen_name}"
+                      + ("" if chosen_label == ALL_LABELS else f" · only {chosen_label}"),
+                      width="stretch", help="Choose which texts come first, or keep only "
+                                            "the texts involving one label."):
     c1, c2 = st.columns(2)
     signal = c1.selectbox("Order by", ORDERS, format_func=lambda s: SIGNAL_NAMES.get(s, s),
                           help=SIGNAL_HELP, key="review_signal")
-    label_filter = c2.selectbox("Only samples involving", ["(all labels)"] + labels,
+    label_filter = c2.selectbox("Only samples involving", [ALL_LABELS] + labels,
                                 help="Keep the texts whose candidate set or student label "
                                      "includes this label.", key="review_label_filter")
+    st.caption(describe_order(signal, label_filter))
     st.caption(DEFAULT_REASON)
-label = None if label_filter == "(all labels)" else label_filter
+label = None if label_filter == ALL_LABELS else label_filter
 
 
 @st.fragment(run_every=2.0 if continuous.read_freshness(store, registry(), project.id)
@@ -375,9 +415,33 @@ if claimed is None and latest_teacher is None and latest_student is None:
     st.page_link("views/annotate.py", label="Annotate the texts (Annotate page)",
                  icon=":material/arrow_forward:", query_params={"project": project.name})
     st.stop()
+
+
+def left_outside() -> tuple[int, int]:
+    """(undecided texts, ambiguous ones among them) that the default order over all labels
+    still serves: what a narrower order or a label filter leaves out once it is done."""
+    signals = store.review_signals(project.id)
+    ids = signals["sample_id"][rank_ambiguous(signals, signal=DEFAULT_SIGNAL)]
+    return len(ids), int(np.isin(ids, queue["ambiguous"]).sum())
+
+
 if claimed is None:
     status_lines()
-    if latest_student is None and label is None:
+    default_used = effective_signal(DEFAULT_SIGNAL, has_student=latest_student is not None)
+    narrowed = label is not None or used != default_used
+    outside, ambiguous_outside = left_outside() if narrowed else (0, 0)
+    if outside:
+        # The progress bar above counts every ambiguous text: say why some are not here.
+        st.info(f"Nothing left to review with this order and filter, but {outside} "
+                f"undecided text(s) remain outside them"
+                + (f" ({ambiguous_outside} of them ambiguous: more than one candidate label)"
+                   if ambiguous_outside else "")
+                + ". The default order over all labels brings them here.")
+        st.button(f"Go on with the default order ({SIGNAL_NAMES[default_used]}, all "
+                  f"labels)", type="primary", key="reset-order", on_click=reset_order,
+                  help="Sets Queue order back to its default and the label filter to all "
+                       "labels; you can change both again in Queue order at the top.")
+    elif latest_student is None and label is None:
         st.success("Every text the teacher hesitated on (more than one candidate label) is "
                    "decided. Once a student is distilled (Distill page), the queue holds every "
                    "text, the ones the student is least sure of first.")
@@ -401,17 +465,29 @@ if queue["student_run"] is not None:
         probs = {l: float(p) for l, p in zip(labels, pred.probs)}
 with st.container(border=True):
     st.text(sample.text)  # plain text, never rendered as HTML or Markdown
-    why = [f"the teacher kept {len(candidates)} of {len(labels)} labels"]
+    why = [f"the teacher's candidate set holds {len(candidates)} of the {len(labels)} labels"
+           if candidates else "the teacher proposed no candidate labels"]
     was_sent = sample_id in queue.get("sent", ())
     if was_sent:
         why.insert(0, "sent from the Student labels page")
     if probs:
         top = max(probs, key=probs.get)
-        unsure = effective_signal(signal, has_student=True) == "entropy" and not was_sent
-        why.append(("the student is among the least sure: " if unsure else "the student says ")
-                   + f"{top} ({probs[top]:.0%})"
-                   + (", outside the teacher's candidates" if top not in candidates else ""))
-    st.caption("Why here: " + "; ".join(why) + ".")
+        said = f"{top}, {probs[top]:.0%}"
+        if top not in candidates:
+            said += ", outside the teacher's candidates"
+        if effective_signal(signal, has_student=True) == "entropy" and not was_sent:
+            # A high top probability can still be among the most spread out when the rest
+            # is spread over many labels: say what is ranked, not "unsure".
+            why.append("the student's probabilities are among the most spread out of the "
+                       f"texts left (its top label: {said})")
+        else:
+            why.append(f"the student's top label: {said}")
+    st.caption("Why here: " + "; ".join(why) + ".",
+               help="Candidate set: the labels the teacher finds possible for this text "
+                    "(outlined below). The student's probabilities: how likely the student "
+                    "finds each label (the percentages on the buttons); spread out means "
+                    "they are shared among several labels rather than on one (high "
+                    "entropy), so a human label teaches it the most.")
     if store.in_overlap(project.id, sample_id) and (
             sign_in_configured() or bool(np.isin(sample_id, decided))):
         # Without sign-in a name is all that tells reviewers apart: said only when another
