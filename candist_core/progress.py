@@ -97,20 +97,25 @@ def timed_runs(store, *, limit: int = TIMED_RUNS) -> list[TimedRun]:
     """The latest finished full distillations of every project in the database, newest
     first: this machine's measured throughput (head updates, seconds each, say nothing of
     it). Read again on every call, so a run that has just finished counts at once."""
-    out = []
+    finished = []
     for project in store.list_projects():
         for run in store.student_runs(project.id):
             took = seconds_between(run.created, run.finished)
             if run.status == "done" and took and run.epochs and "update_of" not in run.config:
-                texts = store.count_predictions(run.id)
-                if texts:
-                    epoch_seconds = [e.get("seconds") for e in run.epochs]
-                    spent = (sum(epoch_seconds) if all(isinstance(x, (int, float))
-                                                       for x in epoch_seconds) else None)
-                    out.append((run.id, TimedRun(texts, len(run.epochs), took,
-                                                 spent if spent and spent <= took else None)))
-    out.sort(key=lambda pair: pair[0], reverse=True)
-    return [timed for _, timed in out[:limit]]
+                finished.append((run.id, run, took))
+    finished.sort(key=lambda item: item[0], reverse=True)
+    out = []
+    for _, run, took in finished:     # newest first; counting predictions only as needed
+        texts = store.count_predictions(run.id)
+        if texts:
+            epoch_seconds = [e.get("seconds") for e in run.epochs]
+            spent = (sum(epoch_seconds) if all(isinstance(x, (int, float))
+                                               for x in epoch_seconds) else None)
+            out.append(TimedRun(texts, len(run.epochs), took,
+                                spent if spent and spent <= took else None))
+            if len(out) == limit:
+                break
+    return out
 
 
 def estimate_distillation(timed: list[TimedRun | tuple[int, int, float]], *, texts: int,
