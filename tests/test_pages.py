@@ -333,9 +333,12 @@ def test_labels_page_saves_the_task_and_flags_labels_in_use(app_db):
     at.text_area[0].set_value("A new task wording.")
     next(b for b in at.button if b.label == "Save labels").click()
     at.run()
-    assert at.success[0].value == "Saved 6 labels."
+    assert at.toast[0].value == "Saved 6 labels."
     with Store(app_db) as store:
         assert store.label_schema(store.get_project("trec").id).task == "A new task wording."
+    next(b for b in at.button if b.label == "Save labels").click()
+    at.run()
+    assert at.toast[0].value == "Nothing to save: the labels are as saved."
 
 
 def test_data_page_counts_and_browses_the_texts(app_db):
@@ -498,6 +501,14 @@ def open_taught(name: str) -> AppTest:
     return at
 
 
+def order_box(at: AppTest):
+    return next(s for s in at.selectbox if s.label == "Order by")
+
+
+def filter_box(at: AppTest):
+    return next(s for s in at.selectbox if s.label == "Only samples involving")
+
+
 def reviewing(at: AppTest) -> bool:
     """Whether a text is up for a decision (its Skip button is there; the history below
     shows texts too)."""
@@ -511,7 +522,7 @@ def test_a_finished_narrow_order_says_what_is_left_and_goes_back_to_the_default(
             "probabilities are the most spread out (highest entropy) first.") in captions
     assert any(c.startswith("Default order:") for c in captions)
 
-    at.selectbox(key="review_signal").set_value("disagreement").run()
+    order_box(at).set_value("disagreement").run()
     captions = [c.value for c in at.caption]
     assert ("Chosen order, Teacher/student disagreement: only the texts where the teacher's "
             "and the student's top labels differ, the least confident first.") in captions
@@ -528,10 +539,14 @@ def test_a_finished_narrow_order_says_what_is_left_and_goes_back_to_the_default(
     assert at.get("progress")[0].proto.text.startswith("3 of 4 ambiguous texts")
 
     next(b for b in at.button if b.key == "reset-order").click().run()
-    assert at.selectbox(key="review_signal").value == "entropy"
-    assert at.selectbox(key="review_label_filter").value == "(all labels)"
+    assert order_box(at).value == "entropy"
+    assert filter_box(at).value == "(all labels)"
     assert at.text[0].value == TAUGHT[7][0]        # the most spread out text left
     assert not at.info
+    label_buttons(at)["delivery"].click()
+    at.run()                                       # the default order stays after a decision
+    assert order_box(at).value == "entropy" and filter_box(at).value == "(all labels)"
+    assert reviewing(at) and not at.info
 
 
 def test_why_here_says_what_the_default_order_ranks_and_what_the_candidate_set_is(taught_db):
@@ -543,18 +558,18 @@ def test_why_here_says_what_the_default_order_ranks_and_what_the_candidate_set_i
                          "left (its top label: delivery, 40%).")
     assert "Candidate set: the labels the teacher finds possible" in why.proto.help
 
-    at.selectbox(key="review_signal").set_value("out_of_candidate").run()
+    order_box(at).set_value("out_of_candidate").run()
     assert at.text[0].value == TAUGHT[1][0]
     why = next(c for c in at.caption if c.value.startswith("Why here"))
     assert why.value == ("Why here: the teacher's candidate set holds 1 of the 3 labels; the "
-                         "student's top label: billing, 80%, outside the teacher's "
-                         "candidates.")
+                         "teacher's first choice: refund; the student's top label: billing, "
+                         "80%, outside the teacher's candidates.")
 
 
 def test_the_label_filter_also_says_what_it_keeps_and_a_finished_filter_offers_all_labels(
         taught_db):
     at = open_taught("review")
-    at.selectbox(key="review_label_filter").set_value("refund").run()
+    filter_box(at).set_value("refund").run()
     assert any(c.value.endswith("Only texts whose candidate set or student label includes "
                                 "refund.") for c in at.caption)
     seen = 0

@@ -137,8 +137,11 @@ def start(name: str, annotate):
     """Start ``annotate`` (annotate_project or annotate_with_decisions) as the page's job;
     the job, or the current one when the teacher cannot be made."""
     try:
-        teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
-                               api_key=api_key or None, shots=config.shots)
+        # Loading the sentence encoder takes seconds on a laptop: said, not a frozen button.
+        with st.spinner("Loading the teacher (its sentence encoder) before the first texts..."
+                        if teacher_kind == "offline" else "Connecting to the model..."):
+            teacher = make_teacher(teacher_kind, model=model, base_url=base_url,
+                                   api_key=api_key or None, shots=config.shots)
         registry().start(key, name, lambda j: annotate(
             store, project.id, teacher, config, limit=int(limit), progress=j.progress,
             cancel=j.cancel))

@@ -228,9 +228,10 @@ if done is not None:
     q1.metric("Accuracy vs gold labels",
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
               help=f"Share of the {m['n_gold']} texts with an imported gold label that the "
-                   f"latest student labels correctly. It trained on those texts (with the "
-                   f"teacher's candidates, never the gold labels), so this is not a held-out "
-                   f"score; the audit (Review page) is.")
+                   f"latest student labels correctly. It trained on nearly all of them "
+                   f"(all but a small held-back share; with the teacher's candidates, never "
+                   f"the gold labels), so this is not a held-out score; the audit (Review "
+                   f"page) is.")
     trained, since = m["human_labels_trained"], m["human_labels"] - m["human_labels_trained"]
     if since:      # labels it never saw: the honest figure
         q2.metric(f"Agrees with your {since} newer labels",

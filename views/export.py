@@ -111,8 +111,9 @@ if quality is not None:
     parts = []
     if quality["gold_accuracy"] is not None:
         parts.append(f"{quality['gold_accuracy']:.1%} accuracy vs the imported gold labels, "
-                     f"measured on the texts the student trained on (all but those held "
-                     f"back), so it is optimistic, and it does not follow the settings above")
+                     f"measured on every text with a gold label, nearly all of which the "
+                     f"student trained on (all but a small held-back share), so it is "
+                     f"optimistic, and it does not follow the settings above")
     if quality["human_accuracy"] is not None:
         parts.append(f"{quality['human_accuracy']:.1%} on held-out human decisions")
     elif quality["selection_score"] is not None and quality["validation"] == "candidates":

@@ -14,7 +14,8 @@ from views.common import require_project
 store, project = require_project("labels")
 st.title("Labels")
 if flash := st.session_state.pop("labels_flash", None):
-    st.success(flash)
+    # A toast: a banner at the top was out of sight under the table and pushed it down.
+    st.toast(flash, icon=":material/check_circle:")
 schema = store.label_schema(project.id)
 in_use = store.labels_in_use(project.id)
 
@@ -65,14 +66,19 @@ if st.button("Save labels", type="primary"):
         check_replacement(in_use, new, confirmed=confirm)
         chosen = check_keys({str(r["name"]).strip(): str(r.get("key") or "")
                              for r in rows if str(r["name"]).strip()})
-        store.replace_labels(project.id, new)
-        store.set_label_keys(project.id, chosen)
+        unchanged = (schema_to_dict(new) == schema_to_dict(schema)
+                     and chosen == store.label_keys(project.id))
+        if not unchanged:
+            store.replace_labels(project.id, new)
+            store.set_label_keys(project.id, chosen)
     except CandistError as exc:
         st.error(str(exc))
     else:
         # Redrawn from the database: a new label shows the review key it was given.
         st.session_state.pop("labels_editor", None)
-        st.session_state["labels_flash"] = f"Saved {len(new.labels)} labels."
+        st.session_state["labels_flash"] = (
+            "Nothing to save: the labels are as saved." if unchanged
+            else f"Saved {len(new.labels)} labels.")
         st.rerun()
 
 col1, col2 = st.columns(2)

@@ -33,7 +33,7 @@ def describe(run) -> str:
         [f"update of #{update} with {run.config.get('human_labels', 0)} human labels"]
         if update else [run.method, f"best epoch {run.best_epoch} of {len(run.epochs)}"])
     if m["accuracy"] is not None:
-        parts.append(f"{m['accuracy']:.1%} accuracy vs gold")
+        parts.append(f"{m['accuracy']:.1%} vs gold on the texts it trained on")
     return ", ".join(parts) + f" ({(run.finished or run.created)[:16].replace('T', ' ')})"
 
 

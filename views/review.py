@@ -169,6 +169,8 @@ SIGNAL_LINES = {
 SIGNAL_HELP = "Which texts come first. " + " ".join(
     f"{SIGNAL_NAMES[s]}: {SIGNAL_LINES[s]}." for s in SIGNALS)
 ALL_LABELS = "(all labels)"
+# The orders that leave texts out of the queue ("only" in SIGNAL_LINES).
+NARROW = ("disagreement", "out_of_candidate", "label_issue", "likely_wrong")
 ORDERS = [DEFAULT_SIGNAL] + [s for s in SIGNALS if s != DEFAULT_SIGNAL]
 
 
@@ -186,16 +188,36 @@ def describe_order(signal: str, label_filter: str) -> str:
     return line
 
 
+# The chosen order and filter live in "review_signal" / "review_label_filter"; the popover's
+# two selectboxes are drawn under keys of a generation that a reset moves on. (Setting the
+# widgets' own keys lasted one text: the closed popover's selectboxes are not mounted, so
+# the browser never saw the new value and sent the old one back with the next click.)
+ORDER_GENERATION = "review_order_generation"
+
+
+def widget_key(name: str) -> str:
+    return f"{name}-{st.session_state.get(ORDER_GENERATION, 0)}"
+
+
+def chose(name: str) -> None:
+    st.session_state[name] = st.session_state[widget_key(name)]
+
+
 def reset_order() -> None:
-    """Back to the default order over all labels (the two selectboxes of the popover)."""
+    """Back to the default order over all labels, with new selectboxes showing it."""
     st.session_state["review_signal"] = DEFAULT_SIGNAL
     st.session_state["review_label_filter"] = ALL_LABELS
+    st.session_state[ORDER_GENERATION] = st.session_state.get(ORDER_GENERATION, 0) + 1
 
 
 # A popover, not an expander: opened, it floats over the page instead of pushing the text
 # under review down (a new-user walk lost its place that way).
 chosen = st.session_state.get("review_signal", DEFAULT_SIGNAL)
 chosen_label = st.session_state.get("review_label_filter", ALL_LABELS)
+if chosen not in ORDERS:
+    chosen = DEFAULT_SIGNAL
+if chosen_label not in [ALL_LABELS] + labels:      # a label renamed or removed meanwhile
+    chosen_label = ALL_LABELS
 latest_teacher, latest_student = (store.latest_teacher_run(project.id),
                                   store.latest_student_run(project.id))
 used = effective_signal(chosen, has_student=latest_student is not None)
@@ -206,11 +228,16 @@ with top_order.popover(f"Queue order: {chosen_name}"
                       width="stretch", help="Choose which texts come first, or keep only "
                                             "the texts involving one label."):
     c1, c2 = st.columns(2)
-    signal = c1.selectbox("Order by", ORDERS, format_func=lambda s: SIGNAL_NAMES.get(s, s),
-                          help=SIGNAL_HELP, key="review_signal")
+    signal = c1.selectbox("Order by", ORDERS, index=ORDERS.index(chosen),
+                          format_func=lambda s: SIGNAL_NAMES.get(s, s), help=SIGNAL_HELP,
+                          key=widget_key("review_signal"), on_change=chose,
+                          args=("review_signal",))
     label_filter = c2.selectbox("Only samples involving", [ALL_LABELS] + labels,
+                                index=([ALL_LABELS] + labels).index(chosen_label),
                                 help="Keep the texts whose candidate set or student label "
-                                     "includes this label.", key="review_label_filter")
+                                     "includes this label.",
+                                key=widget_key("review_label_filter"), on_change=chose,
+                                args=("review_label_filter",))
     st.caption(describe_order(signal, label_filter))
     st.caption(DEFAULT_REASON)
 label = None if label_filter == ALL_LABELS else label_filter
@@ -248,6 +275,8 @@ def load_queue(reviewed: list[int]) -> dict:
             # texts whose candidate set holds more than one label (Home's "ambiguous")
             "ambiguous": np.array([i for i, c in candidates.items() if len(c) > 1],
                                   dtype=np.int64),
+            "teacher_label": dict(zip(signals["sample_id"].tolist(),
+                                      signals["teacher_label"])),
             "teacher_run": signals["teacher_run"], "student_run": signals["student_run"],
             "sent": set(waiting)}
 
@@ -353,10 +382,13 @@ def status_lines() -> None:
     student_freshness()
     ambiguous = queue["ambiguous"]
     left = len(ambiguous) - int(np.isin(ambiguous, decided).sum())
+    in_order = int((~np.isin(np.asarray(queue["ids"], dtype=np.int64), decided)).sum())
     st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
                 text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
                      f"label) still undecided"
-                     + ("" if used == "set_size" else "; this order also serves texts with "
+                     + (f"; {in_order} text(s) left in this order and filter"
+                        if used in NARROW or label is not None else
+                        "" if used == "set_size" else "; this order also serves texts with "
                         "one candidate"))
     pace = recent_pace([d.created for d in MINE], now=time.time())
     st.caption(f"{len(decided)} decided in the project (labels and skips) · your pace: "
@@ -472,6 +504,9 @@ with st.container(border=True):
         why.insert(0, "sent from the Student labels page")
     if probs:
         top = max(probs, key=probs.get)
+        first = queue.get("teacher_label", {}).get(sample_id)
+        if first and first != top:     # what the two disagree on, in words
+            why.append(f"the teacher's first choice: {first}")
         said = f"{top}, {probs[top]:.0%}"
         if top not in candidates:
             said += ", outside the teacher's candidates"
@@ -482,12 +517,16 @@ with st.container(border=True):
                        f"texts left (its top label: {said})")
         else:
             why.append(f"the student's top label: {said}")
-    st.caption("Why here: " + "; ".join(why) + ".",
-               help="Candidate set: the labels the teacher finds possible for this text "
-                    "(outlined below). The student's probabilities: how likely the student "
-                    "finds each label (the percentages on the buttons); spread out means "
-                    "they are shared among several labels rather than on one (high "
-                    "entropy), so a human label teaches it the most.")
+    # Two lines' room whatever its length, so the label buttons below stay in place from
+    # one text to the next (a walk clicked where the previous text's button had been).
+    st.html("<style>.st-key-why-here{min-height:2.75rem}</style>")
+    st.container(key="why-here").caption(
+        "Why here: " + "; ".join(why) + ".",
+        help="Candidate set: the labels the teacher finds possible for this text (outlined "
+             "below); its first choice is the one it ranks highest. The student's "
+             "probabilities: how likely the student finds each label (the percentages on "
+             "the buttons); spread out means they are shared among several labels rather "
+             "than on one (high entropy), so a human label teaches it the most.")
     if store.in_overlap(project.id, sample_id) and (
             sign_in_configured() or bool(np.isin(sample_id, decided))):
         # Without sign-in a name is all that tells reviewers apart: said only when another
@@ -507,10 +546,16 @@ st.caption("Dashed blue outline: the teacher's candidates, a suggestion (nothing
            )
 # The teacher's candidates are suggestions: a dashed blue outline, not filled like a
 # pressed button (walks read filled and tinted ones as already chosen).
+# A button clicked on the previous text keeps the focus, and the next text's button in its
+# place looked chosen (a walk): no focus colours after a click, only for keyboard focus.
 st.html("<style>.st-key-label-buttons button[kind='primary']{background:transparent;"
         "color:inherit;border:2px dashed #3d6fd9}"
         ".st-key-label-buttons button[kind='primary']:hover{background:#eef3fe;"
-        "color:inherit}</style>")
+        "color:inherit}"
+        ".st-key-label-buttons button[kind='primary']:focus:not(:focus-visible)"
+        "{border-color:#3d6fd9;color:inherit;box-shadow:none}"
+        ".st-key-label-buttons button[kind='secondary']:focus:not(:focus-visible)"
+        "{border-color:rgba(49,51,63,0.2);color:inherit;box-shadow:none}</style>")
 with st.container(horizontal=True, key="label-buttons"):
     for b in buttons:
         st.button(b["caption"], key=f"label-{labels.index(b['label'])}", shortcut=b["key"],
