@@ -22,10 +22,8 @@ from .audit import quality_report, record_decision_file, write_audit_sample
 from .conformal import DEFAULT_COVERAGE, STRATEGY as CONFORMAL, conformal_annotate
 from .exporting import ExportOptions, neutralise, write_export
 from .importing import FORMATS, ImportOptions, import_csv
-from .distill import distill_project, update_student
 from .encoder import device_description, pick_device
 from .metrics import project_metrics, student_run_metrics
-from .predicting import PredictOptions, predict_file, student_model_path
 from .prompts import STRATEGIES
 from .records import CandistError, ProjectError, StudentError
 from .review import DEFAULT_SIGNAL, SIGNALS
@@ -187,6 +185,7 @@ def cmd_annotate(args) -> int:
 
 @command("distill")
 def cmd_distill(args) -> int:
+    from .distill import distill_project   # transformers: only for the commands that train
     if args.update:
         return distill_update(args)
     config = with_overrides(StudentConfig(method=args.method), epochs=args.epochs, lr=args.lr,
@@ -229,6 +228,7 @@ def cmd_distill(args) -> int:
 
 def distill_update(args) -> int:
     """``distill --update``: the learning loop's warm-started head update (seconds)."""
+    from .distill import update_student
     with _open(args) as store:
         project = store.get_project(args.project)
         teach = store.teach_on_update(project.id) if args.teach is None else args.teach
@@ -347,6 +347,7 @@ def cmd_decide(args) -> int:
 
 @command("predict")
 def cmd_predict(args) -> int:
+    from .predicting import PredictOptions, predict_file, student_model_path
     options = PredictOptions(text_col=args.text_col, batch_size=args.batch_size,
                              device=args.device, top_k=args.top_k, in_format=args.in_format,
                              out_format=args.format)

@@ -1,10 +1,12 @@
 """The CLI contract on real data: init, import, export, metrics, and error exits."""
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 
 @pytest.fixture
@@ -71,3 +73,13 @@ def test_demo_loads_once(tmp_path):
     metrics = json.loads(run_cli("metrics", "--db", db, "--project", "demo", "--json",
                                  check=True).stdout)
     assert (metrics["samples"], metrics["with_gold"], metrics["labels"]) == (150, 150, 5)
+
+
+def test_commands_that_train_nothing_start_without_loading_transformers():
+    # transformers takes seconds to import: init, import, metrics, export, queue and the
+    # rest answer without it; distill and predict load it when they run.
+    probe = ("import sys, candist_core.cli; "
+             "print('transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    assert out.strip() == "False"
