@@ -39,8 +39,10 @@ def annotated(db, strategy="ca_all"):
     return db
 
 
-def page(name: str) -> AppTest:
+def page(name: str, project: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if project is not None:
+        at.query_params["project"] = project
     at.run()
     if name != "home":
         at.switch_page(f"views/{name}.py")
@@ -492,13 +494,7 @@ def taught_db(tmp_path, monkeypatch):
 
 
 def open_taught(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.query_params["project"] = "taught"
-    at.run()
-    at.switch_page(f"views/{name}.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return page(name, project="taught")
 
 
 def order_box(at: AppTest):
