@@ -150,8 +150,14 @@ def check_against_gold(rows: Iterable[ExportRow], options: ExportOptions = Expor
     """How many of the labels an export with ``options`` would write agree with the gold
     labels of ``rows`` (joined store rows, as ``Store.export_rows`` yields them): the same
     policy, minimum confidence and left-out rows as the file itself."""
+    return gold_check(labelled_rows(rows, options))
+
+
+def gold_check(labelled: Iterable[tuple]) -> GoldCheck:
+    """:class:`GoldCheck` of ``labelled`` rows as :func:`labelled_rows` yields them, so a
+    page that counts the export's rows measures them in the same pass."""
     counts = Counter()
-    for row, label, source, _ in labelled_rows(rows, options):
+    for row, label, source, _ in labelled:
         counts["rows"] += 1
         if not row.gold:
             continue

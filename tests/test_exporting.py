@@ -174,3 +174,13 @@ def test_the_library_default_still_keeps_every_row_as_the_command_line_does(stor
     out = tmp_path / "out.csv"
     write_export(store, filled.id, out, options=ExportOptions(min_confidence=0.85))
     assert len(read(out)) == 4
+
+
+def test_the_export_pages_one_pass_counts_and_measures_what_the_file_holds(store, filled):
+    from candist_core.exporting import export_gold_check
+    from candist_core.reports import export_overview
+    for options in (ExportOptions(), ExportOptions(min_confidence=0.85),
+                    ExportOptions(min_confidence=0.85, below="drop")):
+        summary, labels, check = export_overview(store, filled.id, options=options)
+        assert check == export_gold_check(store, filled.id, options=options)
+        assert summary.rows == check.rows == sum(labels.values())

@@ -3,10 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from candist_core.agreement import open_conflicts
-from candist_core.exporting import (ANNOTATORS, ExportOptions, export_bytes, export_gold_check,
-                                    export_preview)
+from candist_core.exporting import ANNOTATORS, ExportOptions, export_bytes, export_preview
 from candist_core.records import CandistError
-from candist_core.reports import export_counts, quality_estimate
+from candist_core.reports import export_overview, quality_estimate
 from candist_core.tables import (PAGE_WIDTH, WRAP_ROW_PX, fitted_widths, listed,
                                  wrapped_height)
 from views.common import kept_settings, require_project, seeded, show_quality
@@ -57,7 +56,7 @@ try:
 except CandistError as exc:
     st.error(str(exc))
     st.stop()
-summary, by_label = export_counts(store, project.id, options=options)
+summary, by_label, check = export_overview(store, project.id, options=options)
 counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.sources.items()))
 left_out = store.count_samples(project.id) - summary.rows
 unlabeled = summary.sources.get("none", 0)
@@ -77,7 +76,6 @@ s2.dataframe(pd.DataFrame([{"label source": k, "rows": v}
              hide_index=True, width="stretch")
 # The file as configured, against the gold labels: it follows the policy and the minimum
 # confidence, where the student's own figure below describes the model, not the file.
-check = export_gold_check(store, project.id, options=options)
 if check is None:
     st.caption("How right this file's labels are cannot be measured here yet: that needs "
                "gold labels (a gold label column imported on the Data page) or an audit "
