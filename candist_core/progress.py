@@ -118,20 +118,18 @@ def timed_runs(store, *, limit: int = TIMED_RUNS) -> list[TimedRun]:
     return out
 
 
-def estimate_distillation(timed: list[TimedRun | tuple[int, int, float]], *, texts: int,
-                          epochs: int, device: str = "cpu", mean_chars: float = 200.0
+def estimate_distillation(timed: list[TimedRun], *, texts: int, epochs: int,
+                          device: str = "cpu", mean_chars: float = 200.0
                           ) -> Estimate:
     """Seconds a run over ``texts`` texts for ``epochs`` epochs should take.
 
-    From ``timed`` (newest first, see :func:`timed_runs`; a ``(texts, epochs, seconds)``
-    tuple is a run without its epochs' own times): a fixed start plus seconds per text and
+    From ``timed`` (newest first, see :func:`timed_runs`): a fixed start plus seconds per text and
     epoch, each a mean over the runs weighted :data:`RECENCY` ** k for the k-th newest, so
     the latest run counts most and one odd run is not the whole story. Without timed runs,
     a guess from the texts' mean length (``mean_chars``) and
     :data:`SECONDS_PER_TOKEN_EPOCH` of ``device``. (The guess was 0.8 s a text-epoch: 8 min
     for the 150 short demo texts that train in about a minute.)"""
-    runs = [r if isinstance(r, TimedRun) else TimedRun(*r) for r in timed]
-    runs = [r for r in runs if r.texts and r.epochs]
+    runs = [r for r in timed if r.texts and r.epochs]
     if runs:
         weights = [RECENCY ** k for k in range(len(runs))]
         total = sum(weights)

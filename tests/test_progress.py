@@ -9,7 +9,8 @@ from candist_core.records import Label, LabelSchema
 
 
 def test_estimate_uses_this_machines_runs_else_says_it_is_a_guess():
-    measured = estimate_distillation([(300, 1, 240.0), (100, 2, 170.0)], texts=600, epochs=2,
+    measured = estimate_distillation([TimedRun(300, 1, 240.0), TimedRun(100, 2, 170.0)],
+                                     texts=600, epochs=2,
                                      device="cpu")
     assert measured.measured and measured.runs == 2
     # 0.8 and 0.85 s a text-epoch, the newer (first) counting twice the older
@@ -94,8 +95,10 @@ def test_slow_first_steps_do_not_throw_the_eta_far_from_the_estimate():
 
 def test_the_latest_run_counts_most_and_every_run_counts():
     # The walk: two runs of about 69 s, then one of 43 s (the newest comes first).
-    before = estimate_distillation([(150, 4, 69.0), (150, 4, 69.0)], texts=150, epochs=4)
-    after = estimate_distillation([(150, 4, 43.0), (150, 4, 69.0), (150, 4, 69.0)],
+    before = estimate_distillation([TimedRun(150, 4, 69.0), TimedRun(150, 4, 69.0)],
+                                   texts=150, epochs=4)
+    after = estimate_distillation([TimedRun(150, 4, 43.0), TimedRun(150, 4, 69.0),
+                                   TimedRun(150, 4, 69.0)],
                                   texts=150, epochs=4)
     assert before.seconds == pytest.approx(69.0)
     assert after.runs == 3
@@ -113,8 +116,8 @@ def test_the_start_is_counted_once_and_the_epochs_scale_with_texts_and_epochs():
 
 
 def test_the_estimate_reads_as_one_sentence_without_brackets_in_brackets():
-    one = estimate_distillation([(150, 4, 69.0)], texts=150, epochs=4).describe()
-    two = estimate_distillation([(150, 4, 69.0), (150, 4, 60.0)], texts=150,
+    one = estimate_distillation([TimedRun(150, 4, 69.0)], texts=150, epochs=4).describe()
+    two = estimate_distillation([TimedRun(150, 4, 69.0), TimedRun(150, 4, 60.0)], texts=150,
                                 epochs=4).describe()
     guess = estimate_distillation([], texts=150, epochs=4).describe()
     assert one == "about 69 s, measured on this machine by the one run timed so far"

@@ -96,11 +96,12 @@ try:
         store, project.id, config, kind=teacher_kind, limit=asked,
         model=DEFAULT_ENCODER_NAME if teacher_kind == "offline" else (model or ""))
     left = asked - already
-    plan = plan_annotation(store, project.id, config, kind=teacher_kind, limit=asked)
     if already and left and teacher_kind == "openai":     # the requests of the texts left
         done = store.done_sample_ids(resume_run)
         plan = plan_annotation(store, project.id, config, kind=teacher_kind, samples=[
             s for s in store.samples(project.id, limit=asked) if s.id not in done])
+    else:
+        plan = plan_annotation(store, project.id, config, kind=teacher_kind, limit=asked)
 except CandistError as exc:
     st.error(str(exc))
     st.stop()
