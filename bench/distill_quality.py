@@ -95,6 +95,8 @@ def train(store, project, config: StudentConfig) -> dict:
               "per_epoch_selection": [round(e["selection_score"], 4) for e in run.epochs],
               "per_epoch_set_mass": [round(e.get("selection_set_mass", float("nan")), 4)
                                      for e in run.epochs],
+              "per_epoch_changed": [round(e.get("changed", float("nan")), 4)
+                                    for e in run.epochs],
               "selection_n": run.epochs[-1].get("selection_n") if run.epochs else None}
     if run.checkpoint:
         result.update(test_split_score(project.name, Path(run.checkpoint)))
@@ -178,6 +180,8 @@ def _override(config: StudentConfig, item: str) -> tuple[str, object]:
         return name, raw.lower() in ("1", "true", "yes", "on")
     if isinstance(current, (int, float)):
         return name, type(current)(raw)
+    if current is None and raw.lstrip("-").isdigit():   # an optional number (extra_epochs)
+        return name, int(raw)
     return name, raw
 
 

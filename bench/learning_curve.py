@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +284,8 @@ def main() -> None:
         args.test_limit = 200
     sizes = {k: int(v) for k, v in (s.split("=") for s in args.sizes.split(","))}
     config = StudentConfig() if args.epochs is None else StudentConfig(epochs=args.epochs)
+    if args.quick:
+        config = replace(config, extra_epochs=0)       # its one epoch, settled or not
     orders = args.orders.split(",")
     if "random" in orders:
         orders += [f"random@{k}" for k in range(1, args.random_seeds)]

@@ -1,6 +1,7 @@
 """Plotly figures of a teacher run and of training curves (pure: data in, figure out)."""
 from __future__ import annotations
 
+import math
 from collections import Counter
 from itertools import combinations
 
@@ -48,9 +49,17 @@ def _cell_counts(labels: list[str]) -> str | None:
     return "%{z}" if len(labels) <= COUNTS_IN_CELLS else None
 
 
+def _count_colorbar(z) -> dict:
+    """A colour bar for counts: whole-number ticks (plotly's own choice on a small maximum
+    is 0.5 apart, i.e. half texts)."""
+    top = int(z.max()) if z.size else 0
+    return dict(tick0=0, dtick=max(1, math.ceil(top / 5)), tickformat="d")
+
+
 def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=cooccurrence_matrix(candidates, labels), x=labels, y=labels,
-                               colorscale="Blues", texttemplate=_cell_counts(labels)))
+    z = cooccurrence_matrix(candidates, labels)
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues",
+                               colorbar=_count_colorbar(z), texttemplate=_cell_counts(labels)))
     # rows top-down in label order, as the columns run left to right
     fig.update_layout(title="Labels the teacher puts in the same set", height=480,
                       yaxis=dict(autorange="reversed"))
@@ -200,8 +209,9 @@ def confusion_matrix(counts: list[tuple[str, str, int]], labels: list[str]) -> n
 
 def confusion_figure(counts: list[tuple[str, str, int]], labels: list[str], *,
                      title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=confusion_matrix(counts, labels), x=labels, y=labels,
-                               colorscale="Blues", texttemplate=_cell_counts(labels)))
+    z = confusion_matrix(counts, labels)
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues",
+                               colorbar=_count_colorbar(z), texttemplate=_cell_counts(labels)))
     fig.update_layout(title=title, xaxis_title="student", yaxis_title="reference", height=480,
                       yaxis=dict(autorange="reversed"))
     return fig

@@ -30,7 +30,8 @@ from .review import DEFAULT_SIGNAL, SIGNALS
 from .review_queue import review_queue
 from .schema import load_schema
 from .store import Store
-from .student import HEAD_INITS, METHODS, SELECTION_RULES, StudentConfig, with_overrides
+from .student import (EXTRA_EPOCHS, HEAD_INITS, METHODS, SELECTION_RULES, StudentConfig,
+                      with_overrides)
 from .teacher import TeacherConfig, annotate_project, make_teacher, plan_annotation
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -193,7 +194,8 @@ def cmd_distill(args) -> int:
                             device=args.device, model=args.model, seed=args.seed,
                             delta=args.delta, gamma=args.gamma, tau=args.tau,
                             head_init=args.head, patience=args.patience,
-                            selection_rule=args.selection_rule)
+                            selection_rule=args.selection_rule,
+                            extra_epochs=args.extra_epochs)
     bar = ProgressBar("distill", unit="step")
     with _open(args) as store:
         project = store.get_project(args.project)
@@ -209,6 +211,9 @@ def cmd_distill(args) -> int:
             if config.method == "candist":
                 parts += [f"|D_out| {m['d_out']}", f"|D_sl| {m['d_sl']}", f"|D_hc| {m['d_hc']}"]
             parts.append(f"{m['validation']} {m['selection_score']:.3f}")
+            if m.get("extended"):
+                parts.append(f"changed {m['changed']:.1%} of the labels: "
+                             f"{m['extended']} more epoch(s)")
             tqdm.write(", ".join(parts), file=sys.stderr)
 
         run_id = distill_project(store, project.id, config, on_epoch=on_epoch,
@@ -586,6 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=None, metavar="N",
                    help="stop after N epochs without a better selection score "
                         "(default 0: train every epoch of --epochs)")
+    p.add_argument("--extra-epochs", type=int, default=None, metavar="N",
+                   help="train up to N epochs more than --epochs while the last epoch still "
+                        f"changed at least {StudentConfig.settled:.0%} of the labels (default "
+                        f"{EXTRA_EPOCHS}, 0 with --method sa; 0: off)")
     p.add_argument("--selection-rule", choices=list(SELECTION_RULES), default=None,
                    help="best: the epoch with the highest label-free score; one_se: the "
                         "latest epoch within one standard error of it")

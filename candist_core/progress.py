@@ -202,7 +202,13 @@ class DistillProgress:
             self._predict_seconds.append(now - self._predict_start)
             self._predict_start = None
         self.epochs_done = int(metrics.get("epoch", self.epochs_done + 1))
-        if self.epochs_done >= self.epochs:
+        if metrics.get("extended"):
+            # The run goes on (its predictions had not settled): the ETA counts the new epochs.
+            self.epochs = self.epochs_done + int(metrics["extended"])
+            self.stage = (f"training: epoch {self.epochs_done + 1} of {self.epochs} (extended: "
+                          f"epoch {self.epochs_done} still changed "
+                          f"{metrics.get('changed', 0):.0%} of the labels)")
+        elif self.epochs_done >= self.epochs:
             self.stage = "writing the predictions and saving the model"
         else:
             self.stage = f"training: epoch {self.epochs_done + 1} of {self.epochs}"

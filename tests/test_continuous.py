@@ -171,7 +171,8 @@ def build_distilled(folder: Path, *, rows: int = 200) -> Path:
         import_csv(store, project.id, folder / "slice.csv",
                    options=ImportOptions(gold_col="label"))
         annotate_project(store, project.id, OfflineTeacher(shared_encoder()), TeacherConfig())
-        distill_project(store, project.id, StudentConfig(epochs=1), save_checkpoint=False)
+        distill_project(store, project.id, StudentConfig(epochs=1, extra_epochs=0),
+                        save_checkpoint=False)
     return folder / "app.db"
 
 

@@ -180,7 +180,7 @@ def distilled(tmp_path_factory):
         import_csv(store, project.id, tmp / "t.csv", options=ImportOptions(gold_col="label"))
         annotate_project(store, project.id, OfflineTeacher(shared_encoder()),
                          TeacherConfig(strategy="ca_all"))
-        run = distill_project(store, project.id, StudentConfig(epochs=1))
+        run = distill_project(store, project.id, StudentConfig(epochs=1, extra_epochs=0))
     return db, project.id, run
 
 

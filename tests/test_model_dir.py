@@ -54,7 +54,8 @@ def trained(tmp_path_factory, trec_dir_module):
     project = store.create_project("trec", load_schema(trec_dir_module / "labels.json"))
     import_csv(store, project.id, root / "slice.csv", options=ImportOptions(gold_col="label"))
     annotate_project(store, project.id, OfflineTeacher(shared_encoder()), TeacherConfig())
-    runs = {head: distill_project(store, project.id, StudentConfig(epochs=1, head_init=head))
+    runs = {head: distill_project(store, project.id, StudentConfig(epochs=1, extra_epochs=0,
+                                                               head_init=head))
             for head in ("random", "prototypes")}
     yield store, project, runs, root
     store.close()

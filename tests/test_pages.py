@@ -224,6 +224,11 @@ def test_review_history_changes_and_undoes_an_earlier_decision(app_db):
     with Store(app_db) as store:
         project = store.get_project("trec")
         first = min(store.current_decisions(project.id).values(), key=lambda d: d.id)
+        run = store.latest_teacher_run(project.id)
+        held = next(a.candidates for a in store.annotations(run.id)
+                    if a.sample_id == first.sample_id)
+    # each recent decision shows what the teacher proposed for that text
+    assert f"Teacher's candidates: {', '.join(held)}" in [c.value for c in at.caption]
     history = at.selectbox(key=f"hist-{first.id}")
     other = next(n for n in history.options if n != first.label)
     history.set_value(other).run()
@@ -296,11 +301,17 @@ def test_review_text_is_plain_text_never_html(app_db):
     assert all("<script>" not in m.value and "**bold**" not in m.value for m in at.markdown)
 
 
+def extra_epochs(at):
+    return next(n for n in at.number_input
+                if n.label == "Extra epochs while the labels still change")
+
+
 @pytest.mark.slow
 def test_distill_one_epoch_then_predictions_and_export(app_db):
     annotated(app_db)
     at = page("distill")
     at.number_input[0].set_value(1)
+    extra_epochs(at).set_value(0)              # one epoch, settled or not
     next(b for b in at.button if b.label == "Start distillation").click()
     at.run()
     wait_for_job(at, "Distillation done", seconds=600)
@@ -860,6 +871,19 @@ def test_the_distill_estimate_counts_each_finished_run_in_one_plain_sentence(app
     assert "((" not in said and "))" not in said
 
 
+def test_the_estimate_says_how_long_an_unsettled_run_may_go_on_and_sa_does_not(app_db):
+    at = page("distill")
+    assert extra_epochs(at).value == 4
+    assert "If the labels have not settled by then, up to 8 epochs: about " in estimate_text(at)
+    next(s for s in at.selectbox if s.label == "Method").set_value("sa").run()
+    assert extra_epochs(at).value == 0                   # its own default, kept apart
+    assert "settled" not in estimate_text(at)
+    extra_epochs(at).set_value(2).run()
+    assert "up to 6 epochs" in estimate_text(at)
+    next(s for s in at.selectbox if s.label == "Method").set_value("candist").run()
+    assert extra_epochs(at).value == 4
+
+
 def test_the_training_charts_mark_the_kept_epoch_and_give_loss_and_score_own_axes(app_db):
     recorded_run(app_db, THREE_EPOCHS, best=2)
     at = page("distill")
@@ -891,7 +915,8 @@ def test_the_runs_table_says_when_each_run_started_and_how_long_it_took(app_db):
 def test_during_a_run_start_is_disabled_in_place_and_after_it_the_page_counts_it(app_db):
     annotated(app_db)
     at = page("distill")
-    next(n for n in at.number_input if n.label == "Epochs").set_value(1).run()
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    extra_epochs(at).set_value(0).run()
     before = estimate_text(at)
     assert "rough guess" in before
     next(b for b in at.button if b.label == "Start distillation").click()

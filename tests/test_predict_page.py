@@ -42,7 +42,7 @@ def test_the_page_labels_an_uploaded_file_with_the_chosen_student(tmp_path, trec
         import_csv(store, project.id, tmp_path / "slice.csv",
                    options=ImportOptions(gold_col="label"))
         annotate_project(store, project.id, OfflineTeacher(shared_encoder()), TeacherConfig())
-        run_id = distill_project(store, project.id, StudentConfig(epochs=1))
+        run_id = distill_project(store, project.id, StudentConfig(epochs=1, extra_epochs=0))
     at = open_predict(db, monkeypatch)
     student = next(s for s in at.selectbox if s.label == "Student")
     assert student.format_func(student.value).startswith(f"Run #{run_id}, candist")

@@ -53,6 +53,24 @@ def test_stages_are_named_and_the_eta_never_grows_with_a_steady_step_rate():
     assert progress.stage == "writing the predictions and saving the model"
 
 
+def test_an_extended_run_names_its_new_epochs_and_counts_them_in_the_eta():
+    clock = [0.0]
+    progress = DistillProgress(epochs=2, clock=lambda: clock[0])
+    for step in range(1, 11):
+        clock[0] += 1
+        progress.on_step(step, 10)
+        if step == 5:
+            progress.on_epoch({"epoch": 1})
+    before = progress.eta_seconds()
+    progress.on_epoch({"epoch": 2, "changed": 0.031, "extended": 1})
+    assert progress.stage == ("training: epoch 3 of 3 (extended: epoch 2 still changed 3% "
+                              "of the labels)")
+    clock[0] += 1
+    progress.on_step(11, 15)
+    assert progress.stage == "training: epoch 3 of 3"
+    assert progress.eta_seconds() > before + 3          # four more steps and a prediction pass
+
+
 def test_a_slow_step_under_way_counts_down_but_never_below_the_steps_after_it():
     now = [0.0]
     tracker = DistillProgress(epochs=1, clock=lambda: now[0])

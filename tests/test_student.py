@@ -1,5 +1,7 @@
 """The student trainer: a tiny real BERT for the loop's behaviour, then MiniLM for one real
 epoch on 200 TREC texts."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,10 +14,11 @@ from candist_core.importing import ImportOptions, import_csv
 from candist_core.metrics import project_metrics
 from candist_core.records import StudentError
 from candist_core.refinery import Components, Partition
-from candist_core.student import (HEAD_INITS, Distiller, StudentConfig, StudentModel,
-                                  TrainingData, batch_targets, choose_max_length,
-                                  class_prototypes, consistency_losses, lr_factor, mask_tokens,
-                                  masked_view, mixup_loss, resolve_head, split_rows)
+from candist_core.student import (EXTRA_EPOCHS, HEAD_INITS, Distiller, Schedule, StudentConfig,
+                                  StudentModel, TrainingData, batch_targets, choose_max_length,
+                                  class_prototypes, consistency_losses, goes_on, lr_factor,
+                                  mask_tokens, masked_view, mixup_loss, resolve_head,
+                                  split_rows)
 
 LABELS = ["sports", "food", "music"]
 WORDS = {"sports": "goal match team score", "food": "pizza bread cheese soup",
@@ -48,8 +51,8 @@ def toy_data(n_per_class=40, *, noisy_sets=True):
                         torch.full((n,), -1), torch.tensor(gold))
 
 
-FAST = dict(epochs=3, batch_size=8, lr=3e-3, holdout=0.2, warmup_epochs=1, min_warmup_steps=10,
-            device="cpu")
+FAST = dict(epochs=3, extra_epochs=0, batch_size=8, lr=3e-3, holdout=0.2, warmup_epochs=1,
+            min_warmup_steps=10, device="cpu")
 
 
 def fit(config, data, **kw):
@@ -274,6 +277,56 @@ def test_the_lr_schedule_is_hf_linear_warmup_one_step_ahead():
     assert hf(0) == 0.0                                      # HF's first step learns nothing
     assert all(hf(s + 1) == lr_factor(s, warmup=4, total=12) for s in range(4))
     assert all(hf(s) == lr_factor(s, warmup=4, total=12) for s in range(4, 13))
+
+
+def test_an_extension_restarts_at_half_the_peak_and_leaves_the_planned_steps_alone():
+    schedule = Schedule(warmup=4, planned=12)
+    planned = [schedule(s) for s in range(13)]
+    schedule.extend(12, 6)
+    assert [schedule(s) for s in range(12)] == planned[:12]   # the steps already taken
+    assert [schedule(s) for s in range(12, 19)] == [0.5, 5 / 12, 4 / 12, 3 / 12, 2 / 12,
+                                                   1 / 12, 0.0]
+
+
+def test_a_run_whose_predictions_still_change_trains_on_and_says_so():
+    epochs, steps = [], []
+    config = StudentConfig(method="candist", **{**FAST, "epochs": 2, "extra_epochs": 1},
+                           settled=0.0)
+    result = fit(config, toy_data(), on_epoch=epochs.append, on_step=lambda d, t: steps.append(t))
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[1]["extended"] == 1 and "extended" not in epochs[0]
+    per_epoch = steps[0] // 2
+    assert steps[0] == 2 * per_epoch and steps[-1] == 3 * per_epoch   # the total grows
+    assert 1 <= result.best_epoch <= 3
+    # settled runs stop at the plan; no extra epochs, no extension
+    for settled, extra in ((1.0, 1), (0.0, 0)):
+        epochs.clear()
+        fit(replace(config, settled=settled, extra_epochs=extra), toy_data(),
+            on_epoch=epochs.append)
+        assert [e["epoch"] for e in epochs] == [1, 2]
+    with pytest.raises(StudentError, match="Extra epochs must be 0"):
+        StudentConfig(extra_epochs=-1)
+
+
+@pytest.mark.parametrize("epoch, planned, changed, best_epoch, previous_plan, more", [
+    (4, 4, 0.038, 2, 0, True),      # unsettled at the end of the plan: two more
+    (3, 4, 0.200, 3, 0, False),     # not the end of the plan
+    (4, 4, 0.019, 4, 0, False),     # settled
+    (6, 6, 0.027, 2, 4, False),     # the extension found no better epoch: enough
+    (6, 6, 0.027, 5, 4, True),      # ... it did, and the labels still move: two more
+    (8, 8, 0.050, 8, 6, False),     # the limit
+])
+def test_a_run_goes_on_while_its_labels_move_and_its_score_improves(
+        epoch, planned, changed, best_epoch, previous_plan, more):
+    assert goes_on(epoch, planned=planned, limit=8, changed=changed, settled=0.02,
+                   best_epoch=best_epoch, previous_plan=previous_plan) is more
+
+
+def test_set_based_runs_may_go_on_by_default_and_single_label_runs_do_not():
+    assert StudentConfig().extra == StudentConfig(method="uniform").extra == EXTRA_EPOCHS == 4
+    assert StudentConfig(method="sa").extra == 0
+    assert replace(StudentConfig(), method="sa").extra == 0     # as the benchmarks build it
+    assert StudentConfig(method="sa", extra_epochs=2).extra == 2
 
 
 def test_a_seeded_split_validates_on_humans_when_there_are_enough_else_on_held_back_sets():

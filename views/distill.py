@@ -90,6 +90,19 @@ with st.expander("More settings"):
                                                    kept.text("model")),
                           help="A local Hugging Face encoder folder; empty uses the bundled "
                                "all-MiniLM-L6-v2 (small, runs on a laptop)."))
+    # Remembered per method: the default differs (StudentConfig.extra).
+    extra_name = f"extra_epochs_{method}"
+    extra_epochs = keep(extra_name, st.number_input(
+        "Extra epochs while the labels still change", 0, 50, key=seeded(
+            "distill", project.id, extra_name,
+            kept.number(extra_name, 0, 50, StudentConfig(method=method).extra)),
+        help=f"If the last planned epoch still changed at least {d.settled:.0%} of the "
+             "student's labels, the run has not settled: it goes on, half the planned epochs "
+             "at a time, up to this many epochs more (0: never). The best epoch is kept as "
+             "always. Some data sets need more than the planned epochs, and CanDist does not "
+             "learn the teacher's mistakes by heart when it trains longer. Single-label "
+             "distillation does, and its selection score then prefers the worse epochs: its "
+             "default is 0."))
     head_init = keep("head_init", st.selectbox(
         "Classifier head starts", HEAD_INITS,
         key=seeded("distill", project.id, "head_init",
@@ -104,11 +117,14 @@ with st.expander("More settings"):
              "texts per label; random needs many."))
 config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        batch_size=int(batch_size), delta=delta, tau=tau, gamma=gamma,
-                       model=model or None, head_init=head_init)
+                       model=model or None, head_init=head_init,
+                       extra_epochs=int(extra_epochs))
 texts = store.count_samples(project.id)
-estimate = estimate_distillation(timed_runs(store), texts=texts, epochs=int(epochs),
-                                 device=device.type,
+timed = timed_runs(store)
+estimate = estimate_distillation(timed, texts=texts, epochs=int(epochs), device=device.type,
                                  mean_chars=store.mean_text_chars(project.id))
+longest = estimate_distillation(timed, texts=texts, epochs=int(epochs) + int(extra_epochs),
+                                device=device.type, mean_chars=store.mean_text_chars(project.id))
 START_ERROR = f"distill-start-error-{project.id}"
 
 
@@ -140,7 +156,9 @@ def start_distillation(settings: StudentConfig, expected: float) -> None:
 
 running = bool(job and job.running)
 # The estimate stays while a run goes, so nothing below it moves when the run starts.
-st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}.")
+st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}."
+        + (f" If the labels have not settled by then, up to {int(epochs) + int(extra_epochs)} "
+           f"epochs: about {format_duration(longest.seconds)}." if extra_epochs else ""))
 if st.button("Start distillation", type="primary", disabled=running,
              help="A distillation is running: its progress is below. Wait for it to end, "
                   "or stop it with Cancel under the progress bar, to start another."

@@ -419,6 +419,8 @@ def history() -> None:
         t, l, u = st.columns([6, 3, 1], vertical_alignment="center")
         text = texts.get(d.sample_id, "")
         t.text(text if len(text) <= 110 else text[:107] + "...")
+        held = queue["candidates"].get(d.sample_id) or []
+        t.caption("Teacher's candidates: " + (", ".join(held) if held else "none"))
         widget = f"hist-{d.id}"
         options = labels + [SKIP]
         l.selectbox("Label", options, key=widget, label_visibility="collapsed",

@@ -240,6 +240,8 @@ CATALOGUE = [
          ["error: Epochs and batch size must be at least 1."]),
     Case("unknown head start", {}, DISTILL + ["--head", "magic"], 2,
          ["error: Unknown head start 'magic': use auto, random, prototypes."]),
+    Case("negative extra epochs", {}, DISTILL + ["--extra-epochs", "-1"], 2,
+         ["error: Extra epochs must be 0 (off) or more."]),
 ]
 
 

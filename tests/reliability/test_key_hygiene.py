@@ -30,7 +30,7 @@ def test_the_key_is_in_no_file_and_no_output_of_a_full_run(tmp_path, trec_dir, f
         ["import", "--csv", tmp_path / "q.csv", "--gold-col", "label"],
         ["annotate", "--teacher", "openai", "--base-url", fake.url, "--model", "fake-model",
          "--strategy", "ca_all", "--shots", "0", "--max-retries", "0", "--json"],
-        ["distill", "--epochs", "1", "--json"],
+        ["distill", "--epochs", "1", "--extra-epochs", "0", "--json"],
         ["export", "--out", out],
         ["metrics", "--json"],
     ]
