@@ -53,7 +53,8 @@ def _count_colorbar(z) -> dict:
     """A colour bar for counts: whole-number ticks (plotly's own choice on a small maximum
     is 0.5 apart, i.e. half texts)."""
     top = int(z.max()) if z.size else 0
-    return dict(tick0=0, dtick=max(1, math.ceil(top / 5)), tickformat="d")
+    return dict(tick0=0, dtick=max(1, math.ceil(top / 5)), tickformat="d",
+                title=dict(text="texts", side="top"))
 
 
 def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Figure:

@@ -158,6 +158,30 @@ def trigger_text(trigger: str | None) -> str:
     return trigger.removeprefix("app: ")
 
 
+def extension_text(config: dict, epochs: list[dict]) -> str:
+    """Why a full run trained more epochs than planned (StudentConfig.extra_epochs), in a
+    sentence for the Distill page; "" for a run that kept to its plan."""
+    marks = [e for e in epochs if e.get("extended")]
+    if not marks:
+        return ""
+    first = marks[0]
+    text = (f"It trained {len(epochs)} epochs, not the {config.get('epochs', first['epoch'])} "
+            f"planned: epoch {first['epoch']} still changed {first.get('changed', 0):.0%} of "
+            f"the student's labels, so the run went on")
+    if len(marks) > 1:
+        text += (f", and again after epoch {marks[-1]['epoch']}, whose extension had found a "
+                 f"better epoch")
+    return text + " (Extra epochs, under More settings)."
+
+
+def planned_epochs(config: dict, epochs: list[dict]) -> str:
+    """The runs table's epochs: "6 (4 planned)" for a run that went on, else "4"."""
+    planned = config.get("epochs")
+    if planned and len(epochs) > planned:
+        return f"{len(epochs)} ({planned} planned)"
+    return str(len(epochs))
+
+
 def run_kind(config: dict) -> str:
     """What a student run was, from its config: "full distillation", or e.g. "update of
     run #3 · 57 human labels · after 50 decisions". Runs are named by their database id,

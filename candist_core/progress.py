@@ -170,6 +170,7 @@ class DistillProgress:
     _predict_start: float | None = None
     _last_step: float | None = None
     epochs_done: int = 0
+    extended: str = ""              # why the run went past its plan, said with each stage
 
     def __post_init__(self):
         self.started = self.clock()
@@ -194,7 +195,7 @@ class DistillProgress:
             self.stage = (f"predicting every text after epoch {epoch} of {self.epochs} "
                           f"(to pick the best epoch)")
         else:
-            self.stage = f"training: epoch {epoch} of {self.epochs}"
+            self.stage = f"training: epoch {epoch} of {self.epochs}{self.extended}"
 
     def on_epoch(self, metrics: dict) -> None:
         now = self.clock()
@@ -205,9 +206,9 @@ class DistillProgress:
         if metrics.get("extended"):
             # The run goes on (its predictions had not settled): the ETA counts the new epochs.
             self.epochs = self.epochs_done + int(metrics["extended"])
-            self.stage = (f"training: epoch {self.epochs_done + 1} of {self.epochs} (extended: "
-                          f"epoch {self.epochs_done} still changed "
-                          f"{metrics.get('changed', 0):.0%} of the labels)")
+            self.extended = (f" (extended: epoch {self.epochs_done} still changed "
+                             f"{metrics.get('changed', 0):.0%} of the labels)")
+            self.stage = f"training: epoch {self.epochs_done + 1} of {self.epochs}{self.extended}"
         elif self.epochs_done >= self.epochs:
             self.stage = "writing the predictions and saving the model"
         else:

@@ -85,6 +85,22 @@ def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
     assert describe(fresh) == line
 
 
+def test_a_run_that_went_past_its_plan_says_so_and_why():
+    planned = [{"epoch": e} for e in (1, 2, 3, 4)]
+    assert continuous.extension_text({"epochs": 4}, planned) == ""
+    assert continuous.planned_epochs({"epochs": 4}, planned) == "4"
+    once = planned[:3] + [{"epoch": 4, "changed": 0.038, "extended": 2}, {"epoch": 5},
+                          {"epoch": 6}]
+    assert continuous.planned_epochs({"epochs": 4}, once) == "6 (4 planned)"
+    assert continuous.extension_text({"epochs": 4}, once) == (
+        "It trained 6 epochs, not the 4 planned: epoch 4 still changed 4% of the student's "
+        "labels, so the run went on (Extra epochs, under More settings).")
+    twice = once[:5] + [{"epoch": 6, "changed": 0.03, "extended": 2}, {"epoch": 7},
+                        {"epoch": 8}]
+    assert ", and again after epoch 6, whose extension had found a better epoch (" in \
+        continuous.extension_text({"epochs": 4}, twice)
+
+
 def test_the_run_list_names_updates_as_updates():
     assert run_kind({"method": "candist", "epochs": 3}) == "full distillation"
     assert run_kind({"update_of": 11, "human_labels": 57, "trigger": "app: after 50 decisions"}

@@ -122,5 +122,6 @@ def test_count_matrices_tick_their_colour_scale_in_whole_texts():
     from candist_core.charts import confusion_figure, cooccurrence_figure
     one = confusion_figure([("a", "b", 1)], ["a", "b"], title="t").data[0].colorbar
     assert (one.tick0, one.dtick, one.tickformat) == (0, 1, "d")     # not 0, 0.5, 1
+    assert one.title.text == "texts"
     busy = cooccurrence_figure([["a", "b"]] * 23, ["a", "b"]).data[0].colorbar
     assert busy.dtick == 5 and busy.tickformat == "d"

@@ -871,6 +871,17 @@ def test_the_distill_estimate_counts_each_finished_run_in_one_plain_sentence(app
     assert "((" not in said and "))" not in said
 
 
+def test_distill_says_what_to_do_first_when_there_is_nothing_to_learn_from(app_db):
+    at = page("distill")
+    assert any(w.value.startswith("Nothing to learn from yet") for w in at.warning)
+    start = next(b for b in at.button if b.label == "Start distillation")
+    assert start.disabled and "annotate the texts first" in start.help
+    annotated(app_db)
+    at = page("distill")
+    assert not any(w.value.startswith("Nothing to learn from yet") for w in at.warning)
+    assert not next(b for b in at.button if b.label == "Start distillation").disabled
+
+
 def test_the_estimate_says_how_long_an_unsettled_run_may_go_on_and_sa_does_not(app_db):
     at = page("distill")
     assert extra_epochs(at).value == 4

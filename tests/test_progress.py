@@ -67,7 +67,7 @@ def test_an_extended_run_names_its_new_epochs_and_counts_them_in_the_eta():
                               "of the labels)")
     clock[0] += 1
     progress.on_step(11, 15)
-    assert progress.stage == "training: epoch 3 of 3"
+    assert progress.stage.startswith("training: epoch 3 of 3 (extended: epoch 2 still")
     assert progress.eta_seconds() > before + 3          # four more steps and a prediction pass
 
 

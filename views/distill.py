@@ -55,8 +55,9 @@ epochs = keep("epochs", c2.number_input("Epochs", 1, 50, key=seeded(
 lr = keep("lr", c3.number_input("Learning rate", 1e-6, 1e-3, key=seeded(
                                     "distill", project.id, "lr",
                                     kept.number("lr", 1e-6, 1e-3, d.lr)),
-                                format="%.6f", help="How big each training step is. The "
-                                                    "default suits MiniLM."))
+                                step=1e-5, format="%.6f",
+                                help="How big each training step is. The default suits "
+                                     "MiniLM; the +/- buttons move it by 0.00001."))
 with st.expander("More settings"):
     a1, a2, a3, a4 = st.columns(4)
     batch_size = keep("batch_size", a1.number_input(
@@ -98,11 +99,13 @@ with st.expander("More settings"):
             kept.number(extra_name, 0, 50, StudentConfig(method=method).extra)),
         help=f"If the last planned epoch still changed at least {d.settled:.0%} of the "
              "student's labels, the run has not settled: it goes on, half the planned epochs "
-             "at a time, up to this many epochs more (0: never). The best epoch is kept as "
-             "always. Some data sets need more than the planned epochs, and CanDist does not "
-             "learn the teacher's mistakes by heart when it trains longer. Single-label "
-             "distillation does, and its selection score then prefers the worse epochs: its "
-             "default is 0."))
+             "at a time, up to this many epochs more (0: never). As always, the epoch kept is "
+             "the one with the best selection score (how often the student's label is among "
+             "the teacher's candidates on held-back texts). Some data sets need more than the "
+             "planned epochs. CanDist and Uniform learn from whole candidate sets and do not "
+             "copy the teacher's wrong labels when they train longer: default 4. "
+             "Single-label distillation does copy them, and its selection score then favours "
+             "those later, worse epochs: default 0."))
     head_init = keep("head_init", st.selectbox(
         "Classifier head starts", HEAD_INITS,
         key=seeded("distill", project.id, "head_init",
@@ -155,15 +158,25 @@ def start_distillation(settings: StudentConfig, expected: float) -> None:
 
 
 running = bool(job and job.running)
+# Nothing to learn from: say so before a click, with the way there (a walk pressed Start
+# and only then read the command-line advice of the error).
+untaught = store.latest_teacher_run(project.id) is None and not any(
+    d.action == "label" for d in store.current_decisions(project.id).values())
+if untaught:
+    st.warning("Nothing to learn from yet: the student learns from the teacher's candidate "
+               "labels (or from your review decisions). Annotate the texts first.")
+    st.page_link("views/annotate.py", label="Annotate the texts (Annotate page)",
+                 icon=":material/arrow_forward:", query_params={"project": project.name})
 # The estimate stays while a run goes, so nothing below it moves when the run starts.
 st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}."
         + (f" If the labels have not settled by then, up to {int(epochs) + int(extra_epochs)} "
            f"epochs: about {format_duration(longest.seconds)}." if extra_epochs else ""))
-if st.button("Start distillation", type="primary", disabled=running,
+if st.button("Start distillation", type="primary", disabled=running or untaught,
              help="A distillation is running: its progress is below. Wait for it to end, "
                   "or stop it with Cancel under the progress bar, to start another."
-             if running else "Train a new student with these settings, in the background: "
-                             "you may leave this page meanwhile."):
+             if running else "Nothing to learn from yet: annotate the texts first."
+             if untaught else "Train a new student with these settings, in the background: "
+                              "you may leave this page meanwhile."):
     start_distillation(config, estimate.seconds)
 if start_error := st.session_state.pop(START_ERROR, None):
     st.error(start_error)
@@ -238,10 +251,12 @@ curves()
 done = store.latest_student_run(project.id)
 if done is not None:
     m = student_run_metrics(store, done)
+    went_on = continuous.extension_text(done.config, done.epochs)
     st.caption(f"The latest student: student run #{done.id}, "
                f"{continuous.run_kind(done.config)}."
                + (" The chart above is of the latest full distillation: an update has "
-                  "no epochs to chart." if "update_of" in done.config else ""))
+                  "no epochs to chart." if "update_of" in done.config else "")
+               + (f" {went_on}" if went_on else ""))
     q1, q2, q3 = st.columns(3)
     q1.metric("Accuracy vs gold labels",
               f"{m['accuracy']:.1%}" if m["accuracy"] is not None else "no gold",
@@ -301,7 +316,9 @@ def took(run) -> str:
     return "" if seconds is None else format_duration(seconds)
 
 
-RUN_HELP = {"started": "When the run started, on this server's clock.",
+RUN_HELP = {"epochs": "Epochs trained. \"6 (4 planned)\": the labels still changed after the "
+                      "planned epochs, so the run went on (Extra epochs, under More settings).",
+            "started": "When the run started, on this server's clock.",
             "took": "From its start to its end: loading the model, every epoch, writing the "
                     "predictions and saving the model (empty while it runs)."}
 runs = store.student_runs(project.id)
@@ -310,7 +327,7 @@ if runs:
     table = pd.DataFrame([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
                            "method": r.method, "status": r.status,
                            "started": started_at(r.created), "took": took(r),
-                           "epochs": len(r.epochs),
+                           "epochs": continuous.planned_epochs(r.config, r.epochs),
                            "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
                            else "", "error": r.error or ""} for r in runs])
     shown = shown_columns({c: table[c] for c in table.columns},
