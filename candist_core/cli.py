@@ -593,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0: train every epoch of --epochs)")
     p.add_argument("--extra-epochs", type=int, default=None, metavar="N",
                    help="train up to N epochs more than --epochs while the last epoch still "
-                        f"changed at least {StudentConfig.settled:.0%} of the labels (default "
+                        f"changed at least {StudentConfig.settled:.0%}% of the labels (default "
                         f"{EXTRA_EPOCHS}, 0 with --method sa; 0: off)")
     p.add_argument("--selection-rule", choices=list(SELECTION_RULES), default=None,
                    help="best: the epoch with the highest label-free score; one_se: the "

@@ -83,3 +83,17 @@ def test_commands_that_train_nothing_start_without_loading_transformers():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_every_command_prints_its_help(capsys):
+    # In-process: argparse formats each help with %, so a bare "2%" in one breaks --help.
+    from candist_core.cli import COMMANDS, build_parser
+    parser = build_parser()
+    helps = {}
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"])
+        assert done.value.code == 0, name
+        helps[name] = " ".join(capsys.readouterr().out.split())
+        assert helps[name].startswith("usage:"), name
+    assert "still changed at least 2% of the labels" in helps["distill"]
