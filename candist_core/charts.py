@@ -209,10 +209,10 @@ def confusion_matrix(counts: list[tuple[str, str, int]], labels: list[str]) -> n
 
 
 def confusion_figure(counts: list[tuple[str, str, int]], labels: list[str], *,
-                     title: str) -> go.Figure:
+                     title: str, reference: str = "reference") -> go.Figure:
     z = confusion_matrix(counts, labels)
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues",
                                colorbar=_count_colorbar(z), texttemplate=_cell_counts(labels)))
-    fig.update_layout(title=title, xaxis_title="student", yaxis_title="reference", height=480,
+    fig.update_layout(title=title, xaxis_title="student", yaxis_title=reference, height=480,
                       yaxis=dict(autorange="reversed"))
     return fig

@@ -213,7 +213,7 @@ def cmd_distill(args) -> int:
             parts.append(f"{m['validation']} {m['selection_score']:.3f}")
             if m.get("extended"):
                 parts.append(f"changed {m['changed']:.1%} of the labels: "
-                             f"{m['extended']} more epoch(s)")
+                             f"{m['extended']} more epoch" + "s" * (m["extended"] > 1))
             tqdm.write(", ".join(parts), file=sys.stderr)
 
         run_id = distill_project(store, project.id, config, on_epoch=on_epoch,

@@ -51,7 +51,7 @@ from .workers import worker_alive
 AUTO_TRIGGER = "app: after {every} decisions"
 ON_DEMAND_TRIGGER = "app: on demand"
 
-HELP = ("The student is the small model that ranks this queue and labels every text nobody "
+HELP = ("The student is the small model that ranks the Review page's queue and labels every text nobody "
         "reviews. After every N of the team's labels (N is set on the Distill page, 50 by "
         "default) it is updated in the background: it starts from the latest student and "
         "relearns from the teacher's candidate sets with every human label fixed, which "

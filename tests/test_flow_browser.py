@@ -160,7 +160,7 @@ def test_the_whole_flow_at_1280_px(tmp_path):
         page.goto(f"{url}/distill?project=med")
         page.get_by_label("Epochs", exact=True).fill("1")
         page.get_by_label("Epochs", exact=True).press("Enter")
-        page.get_by_text("Estimate for 40 texts x 1 epoch(s)").wait_for(timeout=30_000)
+        page.get_by_text("Estimate for 40 texts x 1 epoch:").wait_for(timeout=30_000)
         page.get_by_role("button", name="Start distillation").click()
         page.get_by_text(re.compile(r"Now: (preparing|training|predicting|writing)")).wait_for(
             timeout=120_000)

@@ -170,7 +170,7 @@ def test_distill_settings_survive_a_visit_to_another_page(app_db):
     assert not at.exception, at.exception
     assert next(n for n in at.number_input if n.label == "Epochs").value == 7
     assert next(s for s in at.selectbox if s.label == "Method").value == "sa"
-    assert "x 7 epoch(s)" in " ".join(i.value for i in at.info)     # the estimate follows
+    assert "x 7 epochs:" in " ".join(i.value for i in at.info)     # the estimate follows
     reloaded = page("distill")                  # a reload: a new session, same project
     assert next(n for n in reloaded.number_input if n.label == "Epochs").value == 7
     assert next(s for s in reloaded.selectbox if s.label == "Method").value == "sa"

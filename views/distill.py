@@ -168,7 +168,8 @@ if untaught:
     st.page_link("views/annotate.py", label="Annotate the texts (Annotate page)",
                  icon=":material/arrow_forward:", query_params={"project": project.name})
 # The estimate stays while a run goes, so nothing below it moves when the run starts.
-st.info(f"Estimate for {texts} texts x {int(epochs)} epoch(s): {estimate.describe()}."
+st.info(f"Estimate for {texts} texts x {int(epochs)} epoch{'' if int(epochs) == 1 else 's'}: "
+        f"{estimate.describe()}."
         + (f" If the labels have not settled by then, up to {int(epochs) + int(extra_epochs)} "
            f"epochs: about {format_duration(longest.seconds)}." if extra_epochs else ""))
 if st.button("Start distillation", type="primary", disabled=running or untaught,

@@ -151,8 +151,10 @@ st.dataframe(per_class, width="stretch", hide_index=True, column_config={
         "outside candidates", help="Of those, texts where the teacher did not offer it")})
 if summary["human"]:
     st.plotly_chart(charts.confusion_figure(summary["human"], labels,
-                                            title="Student vs human decisions"),
+                                            title="Student vs human decisions",
+                                            reference="human decision"),
                     width="stretch")
 if summary["gold"]:
     st.plotly_chart(charts.confusion_figure(summary["gold"], labels,
-                                            title="Student vs gold labels"), width="stretch")
+                                            title="Student vs gold labels",
+                                            reference="gold label"), width="stretch")
