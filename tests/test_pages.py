@@ -176,6 +176,18 @@ def test_distill_settings_survive_a_visit_to_another_page(app_db):
     assert next(s for s in reloaded.selectbox if s.label == "Method").value == "sa"
 
 
+def test_distill_settings_go_back_to_the_defaults_on_request(app_db):
+    at = page("distill")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(10).run()
+    extra_epochs(at).set_value(50).run()
+    next(b for b in at.button if b.label == "Restore the default settings").click().run()
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 4
+    assert extra_epochs(at).value == 4
+    with Store(app_db) as store:                 # forgotten, not only in this session
+        assert store.page_settings(store.get_project("trec").id, "distill").get("epochs") == 4
+    assert next(n for n in page("distill").number_input if n.label == "Epochs").value == 4
+
+
 def test_a_kept_setting_the_page_no_longer_accepts_gives_way_to_the_default(app_db):
     annotated(app_db)
     with Store(app_db) as store:      # as an older version, or a hand edit, may leave them

@@ -225,6 +225,16 @@ def kept_settings(store, page: str, project_id: int):
     return kept, keep
 
 
+def restore_defaults(store, page: str, project_id: int) -> None:
+    """Forget a page's kept choices, in the database and the session, so that its widgets
+    are drawn afresh with the defaults (a callback: it runs before they are drawn)."""
+    store.set_page_settings(project_id, page, {})
+    prefix, suffix = f"{page}-", f"-{project_id}"
+    for key in [k for k in st.session_state if isinstance(k, str)
+                and k.startswith(prefix) and k.endswith(suffix)]:
+        del st.session_state[key]           # the seeded widgets and the kept settings
+
+
 def seeded(page: str, project_id: int, name: str, value) -> str:
     """The session key of a kept widget, seeded with its kept ``value`` when the widget is
     drawn afresh (first visit, reload, back from another page); the widget then takes its

@@ -16,8 +16,8 @@ from candist_core.progress import (DistillProgress, estimate_distillation, forma
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
 from candist_core.tables import fitted_widths, shown_columns
-from views.common import (kept_settings, registry, require_project, seeded, show_job,
-                          show_quality)
+from views.common import (kept_settings, registry, require_project, restore_defaults, seeded,
+                          show_job, show_quality)
 
 store, project = require_project("distill")
 st.title("Distill")
@@ -118,6 +118,10 @@ with st.expander("More settings"):
         help="Where the final layer that maps a text to a label starts. Prototypes: at the "
              "average embedding of each label's texts, which learns far faster from few "
              "texts per label; random needs many."))
+    st.button("Restore the default settings", on_click=restore_defaults,
+              args=(store, "distill", project.id),
+              help="Every setting of this page back to the recommended value; the project "
+                   "remembers the settings you change until you press this.")
 config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        batch_size=int(batch_size), delta=delta, tau=tau, gamma=gamma,
                        model=model or None, head_init=head_init,
