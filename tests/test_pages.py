@@ -121,6 +121,8 @@ def test_review_saves_each_decision_at_once_and_undo_restores(app_db):
     at.run()
     next(b for b in at.button if b.key == "undo").click()
     at.run()
+    # it says where the text went: above, where the recent decisions' reader may not look
+    assert "the text is back at the top of this page." in " ".join(t.value for t in at.toast)
     with Store(app_db) as store:
         decisions = store.current_decisions(store.get_project("trec").id)
         assert [d.action for d in decisions.values()] == ["label"]

@@ -341,7 +341,7 @@ def after_undo(undone) -> str:
     earlier = store.decision_of(project.id, undone.sample_id, who)
     if earlier is None:
         back_in_queue(undone.sample_id)
-        return f"Undone {what} on “{text}”: the text is back on screen."
+        return f"Undone {what} on “{text}”: the text is back at the top of this page."
     now = "a skip" if earlier.action == "skip" else repr(earlier.label)
     return f"Undone {what} on “{text}”: your earlier decision, {now}, stands again."
 
