@@ -159,7 +159,8 @@ def test_one_real_epoch_on_200_trec_texts_writes_predictions_and_a_checkpoint(st
     samples = store.samples(trec200.id)
     store.record_decision(trec200.id, samples[0].id, action="label", label="Human")
     epochs = []
-    run_id = distill_project(store, trec200.id, StudentConfig(epochs=1), on_epoch=epochs.append)
+    run_id = distill_project(store, trec200.id, StudentConfig(epochs=1, extra_epochs=0),
+                             on_epoch=epochs.append)
     run = store.student_run(run_id)
     assert run.status == "done" and run.best_epoch == 1
     assert len(run.epochs) == 1 == len(epochs)
