@@ -331,7 +331,7 @@ def test_distill_one_epoch_then_predictions_and_export(app_db):
     wait_for_job(at, "Distillation done", seconds=600)
     assert not at.error, [e.value for e in at.error]
     runs = at.dataframe[-1].value
-    assert runs.iloc[0]["status"] == "done" and runs.iloc[0]["epochs"] == 1
+    assert runs.iloc[0]["status"] == "done" and runs.iloc[0]["epochs"] == "1"
     assert metric(at, "Accuracy vs gold labels").endswith("%")
 
     at = page("predictions")
