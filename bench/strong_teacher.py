@@ -21,7 +21,7 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +112,9 @@ def train(store, project, config: StudentConfig) -> dict:
     start = time.perf_counter()
     run = store.student_run(distill_project(store, project.id, config, save_checkpoint=False))
     acc = project_metrics(store, project.id)["student"]["accuracy"]
-    pick = lambda key: [None if e.get(key) is None else round(e[key], 4)  # noqa: E731
-                        for e in run.epochs]
+
+    def pick(key: str) -> list:
+        return [None if e.get(key) is None else round(e[key], 4) for e in run.epochs]
     return {"accuracy": round(acc, 4), "best_epoch": run.best_epoch, "epochs": len(run.epochs),
             "seconds": round(time.perf_counter() - start, 1),
             "per_epoch_accuracy": pick("gold_accuracy"),
@@ -150,7 +151,7 @@ def main() -> None:
                                             for s, labels in zip(samples, sets)})
                 annotate_project(store, project.id, teacher, TeacherConfig(strategy="ca_all"))
                 t = project_metrics(store, project.id)["teacher"]
-                emit({"dataset": name, "n": len(samples), "simulated": quality.__dict__,
+                emit({"dataset": name, "n": len(samples), "simulated": asdict(quality),
                       "seed": args.seed, "teacher_top1": round(float(np.mean(
                           [s[0] == g for s, g in zip(sets, gold)])), 4),
                       "coverage": round(t["coverage"], 4),
