@@ -208,11 +208,10 @@ class DistillProgress:
             self.epochs = self.epochs_done + int(metrics["extended"])
             self.extended = (f" (extended: epoch {self.epochs_done} still changed "
                              f"{metrics.get('changed', 0):.0%} of the labels)")
-            self.stage = f"training: epoch {self.epochs_done + 1} of {self.epochs}{self.extended}"
-        elif self.epochs_done >= self.epochs:
+        if self.epochs_done >= self.epochs:
             self.stage = "writing the predictions and saving the model"
         else:
-            self.stage = f"training: epoch {self.epochs_done + 1} of {self.epochs}"
+            self.stage = f"training: epoch {self.epochs_done + 1} of {self.epochs}{self.extended}"
 
     def eta_seconds(self) -> float | None:
         """Seconds left, or None until the first steps have been timed."""

@@ -127,11 +127,11 @@ config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        model=model or None, head_init=head_init,
                        extra_epochs=int(extra_epochs))
 texts = store.count_samples(project.id)
-timed = timed_runs(store)
+timed, mean_chars = timed_runs(store), store.mean_text_chars(project.id)
 estimate = estimate_distillation(timed, texts=texts, epochs=int(epochs), device=device.type,
-                                 mean_chars=store.mean_text_chars(project.id))
+                                 mean_chars=mean_chars)
 longest = estimate_distillation(timed, texts=texts, epochs=int(epochs) + int(extra_epochs),
-                                device=device.type, mean_chars=store.mean_text_chars(project.id))
+                                device=device.type, mean_chars=mean_chars)
 START_ERROR = f"distill-start-error-{project.id}"
 
 
