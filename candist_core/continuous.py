@@ -43,6 +43,7 @@ from pathlib import Path
 # No torch here: the Review page imports this module on its first render (an import of
 # torch and transformers is 2-4 s); the update imports it where it runs.
 
+from .audit import wilson
 from .jobs import Job, JobRegistry
 from .records import CandistError, StudentError
 from .store import Store
@@ -180,6 +181,28 @@ def planned_epochs(config: dict, epochs: list[dict]) -> str:
     if planned and len(epochs) > planned:
         return f"{len(epochs)} ({planned} planned)"
     return str(len(epochs))
+
+
+# What the kept epoch's selection score was measured on (Student.split_rows), for the
+# runs table: (what the share counts, the texts it was measured on).
+CHECKED_ON = {"candidates": ("in set", "held-back texts"),
+              "human": ("agree", "held-out human labels"),
+              "audit": ("agree", "audit labels")}
+
+
+def kept_check(epochs: list[dict], best_epoch: int | None) -> str:
+    """The runs table's check of the kept epoch: its selection score as a share with its
+    95 % Wilson interval and what it was measured on, e.g. "91% in set (86-95%) · 150
+    held-back texts": the student's label is in the teacher's set. "" for an update (it keeps its one epoch) or a run
+    with nothing held back: a score on no texts is no check."""
+    best = next((e for e in epochs if e.get("epoch") == best_epoch), None)
+    n = int((best or {}).get("selection_n") or 0)
+    words = CHECKED_ON.get((best or {}).get("validation"))
+    if not n or words is None or best.get("selection_score") is None:
+        return ""
+    est = wilson(round(best["selection_score"] * n), n)
+    what, on = words
+    return f"{est.value:.0%} {what} ({100 * est.low:.0f}-{est.high:.0%}) · {n} {on}"
 
 
 def run_kind(config: dict) -> str:

@@ -85,6 +85,27 @@ def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
     assert describe(fresh) == line
 
 
+def test_the_runs_table_checks_the_kept_epoch_with_its_interval_and_what_it_was_measured_on():
+    epochs = [{"epoch": 1, "selection_score": 0.8, "selection_n": 150,
+               "validation": "candidates"},
+              {"epoch": 2, "selection_score": 137 / 150, "selection_n": 150,
+               "validation": "candidates"}]
+    # Wilson, 137 of 150: 91.3 % (85.7-94.9 %), worked out by hand.
+    assert continuous.kept_check(epochs, 2) == "91% in set (86-95%) · 150 held-back texts"
+    human = [{"epoch": 3, "selection_score": 0.8, "selection_n": 30, "validation": "human"}]
+    assert continuous.kept_check(human, 3) == "80% agree (63-90%) · 30 held-out human labels"
+    audit = [{"epoch": 1, "selection_score": 1.0, "selection_n": 20, "validation": "audit"}]
+    assert continuous.kept_check(audit, 1) == "100% agree (84-100%) · 20 audit labels"
+
+
+def test_a_run_with_nothing_held_back_or_no_kept_epoch_shows_no_check():
+    assert continuous.kept_check([{"epoch": 1, "selection_score": 1.0, "selection_n": 0,
+                                   "validation": "none"}], 1) == ""
+    assert continuous.kept_check([{"epoch": 1, "selection_score": 0.9, "selection_n": 20,
+                                   "validation": "candidates"}], None) == ""
+    assert continuous.kept_check([], 2) == ""
+
+
 def test_a_run_that_went_past_its_plan_says_so_and_why():
     planned = [{"epoch": e} for e in (1, 2, 3, 4)]
     assert continuous.extension_text({"epochs": 4}, planned) == ""

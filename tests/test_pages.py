@@ -570,6 +570,22 @@ def test_a_finished_narrow_order_says_what_is_left_and_goes_back_to_the_default(
     assert reviewing(at) and not at.info
 
 
+def test_the_progress_line_counts_decided_one_candidate_texts_the_bar_leaves_out(taught_db):
+    at = open_taught("review")
+    line = at.get("progress")[0].proto.text
+    assert line == ("4 of 4 ambiguous texts (more than one candidate label) still undecided; "
+                    "this order also serves texts with one candidate")
+    with Store(taught_db) as store:
+        project = store.get_project("taught")
+        one = next(s.id for s in store.samples(project.id) if s.text == TAUGHT[1][0])
+        store.record_decision(project.id, one, action="label", label="refund", who="a")
+    at.run()
+    # the bar stands still (no ambiguous text decided), and the line says why
+    assert at.get("progress")[0].proto.value == 0
+    assert at.get("progress")[0].proto.text.endswith(
+        "; 1 text(s) with one candidate decided too, which this bar does not count")
+
+
 def test_why_here_says_what_the_default_order_ranks_and_what_the_candidate_set_is(taught_db):
     at = open_taught("review")
     assert at.text[0].value == TAUGHT[7][0]
@@ -934,6 +950,16 @@ def test_the_runs_table_says_when_each_run_started_and_how_long_it_took(app_db):
     started = datetime.strptime(runs.iloc[0]["started"], "%Y-%m-%d %H:%M")
     assert abs((datetime.now() - started).total_seconds()) < 600     # this server's clock
     assert runs.iloc[0]["took"] == "0 s"
+
+
+def test_the_runs_table_names_the_method_and_checks_the_kept_epoch(app_db):
+    epochs = [dict(e, validation="candidates") for e in THREE_EPOCHS]
+    recorded_run(app_db, epochs, best=2)
+    at = page("distill")
+    runs = at.dataframe[-1].value
+    assert runs.iloc[0]["method"] == "CanDist"
+    # epoch 2 scored 0.9 on 20 held-back texts: 18 of 20, Wilson 69.9-97.2 %
+    assert runs.iloc[0]["kept epoch's check"] == "90% in set (70-97%) · 20 held-back texts"
 
 
 @pytest.mark.slow

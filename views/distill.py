@@ -325,16 +325,29 @@ RUN_HELP = {"epochs": "Epochs trained. \"6 (4 planned)\": the labels still chang
                       "planned epochs, so the run went on (Extra epochs, under More settings).",
             "started": "When the run started, on this server's clock.",
             "took": "From its start to its end: loading the model, every epoch, writing the "
-                    "predictions and saving the model (empty while it runs)."}
+                    "predictions and saving the model (empty while it runs).",
+            "kept epoch's check": "How the kept epoch scored on texts it never trained on, "
+                                  "with its 95% interval: the share of held-back texts whose "
+                                  "student label is in the teacher's candidate set (no gold "
+                                  "needed), or, once there are 20 or more, the share of "
+                                  "held-out human labels it agrees with. It picks the epoch; "
+                                  "it is not accuracy against the true labels. Empty for an "
+                                  "update, which keeps its one epoch."}
+# The runs table's method names: short, the selectbox above has the long ones.
+SHORT_METHOD_NAMES = {"candist": "CanDist", "sa": "Single-label", "uniform": "Uniform"}
 runs = store.student_runs(project.id)
 if runs:
     st.subheader("Runs")
     table = pd.DataFrame([{"run": f"#{r.id}", "kind": continuous.run_kind(r.config),
-                           "method": r.method, "status": r.status,
+                           "method": SHORT_METHOD_NAMES.get(r.method, r.method),
+                           "status": r.status,
                            "started": started_at(r.created), "took": took(r),
                            "epochs": continuous.planned_epochs(r.config, r.epochs),
                            "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
-                           else "", "error": r.error or ""} for r in runs])
+                           else "",
+                           "kept epoch's check": continuous.kept_check(r.epochs, r.best_epoch)
+                           if "update_of" not in r.config else "",
+                           "error": r.error or ""} for r in runs])
     shown = shown_columns({c: table[c] for c in table.columns},
                           keep=("run", "kind", "method", "status"))
     fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=220,

@@ -383,13 +383,18 @@ def status_lines() -> None:
     ambiguous = queue["ambiguous"]
     left = len(ambiguous) - int(np.isin(ambiguous, decided).sum())
     in_order = int((~np.isin(np.asarray(queue["ids"], dtype=np.int64), decided)).sum())
+    # Decided texts with one candidate move the queue but not this bar: say so, or a bar
+    # that stands still while the reviewer works looks stuck.
+    single = int((~np.isin(decided, ambiguous)).sum())
     st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
                 text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
                      f"label) still undecided"
                      + (f"; {in_order} text(s) left in this order and filter"
                         if used in NARROW or label is not None else
                         "" if used == "set_size" else "; this order also serves texts with "
-                        "one candidate"))
+                        "one candidate")
+                     + (f"; {single} text(s) with one candidate decided too, which this bar "
+                        f"does not count" if single else ""))
     pace = recent_pace([d.created for d in MINE], now=time.time())
     st.caption(f"{len(decided)} decided in the project (labels and skips) · your pace: "
                + (f"{pace:.1f} decisions/minute over the last 10 minutes" if pace
