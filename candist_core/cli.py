@@ -586,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default=None, metavar="{" + ",".join(HEAD_INITS) + "}",
                    help="how the classifier head starts (default auto: prototypes of the "
                         f"candidate sets under {StudentConfig.prototypes_below:g} samples a "
-                        "class, else random)")
+                        "class or, for candist and uniform, when the sets are pure enough "
+                        "to make good centroids; else random)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--patience", type=int, default=None, metavar="N",
                    help="stop after N epochs without a better selection score "

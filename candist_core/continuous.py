@@ -183,26 +183,24 @@ def planned_epochs(config: dict, epochs: list[dict]) -> str:
     return str(len(epochs))
 
 
-# What the kept epoch's selection score was measured on (Student.split_rows), for the
-# runs table: (what the share counts, the texts it was measured on).
-CHECKED_ON = {"candidates": ("in set", "held-back texts"),
-              "human": ("agree", "held-out human labels"),
-              "audit": ("agree", "audit labels")}
+# What the kept epoch's selection score was measured on (student.split_rows), as the runs
+# table names it; the column's help says what each share counts.
+CHECKED_ON = {"candidates": "held-back texts", "human": "human labels", "audit": "audit labels"}
 
 
 def kept_check(epochs: list[dict], best_epoch: int | None) -> str:
-    """The runs table's check of the kept epoch: its selection score as a share with its
-    95 % Wilson interval and what it was measured on, e.g. "91% in set (86-95%) · 150
-    held-back texts": the student's label is in the teacher's set. "" for an update (it keeps its one epoch) or a run
-    with nothing held back: a score on no texts is no check."""
+    """The runs table's selection score of the kept epoch, with its 95 % Wilson interval
+    and what it was measured on, e.g. "91% (86-95%) · 150 held-back texts" (held-back
+    texts: the share whose student label is in the teacher's set; human or audit labels:
+    the share it agrees with). "" for an update (it keeps its one epoch) or a run with
+    nothing held back: a score on no texts is no check."""
     best = next((e for e in epochs if e.get("epoch") == best_epoch), None)
     n = int((best or {}).get("selection_n") or 0)
-    words = CHECKED_ON.get((best or {}).get("validation"))
-    if not n or words is None or best.get("selection_score") is None:
+    on = CHECKED_ON.get((best or {}).get("validation"))
+    if not n or on is None or best.get("selection_score") is None:
         return ""
     est = wilson(round(best["selection_score"] * n), n)
-    what, on = words
-    return f"{est.value:.0%} {what} ({100 * est.low:.0f}-{est.high:.0%}) · {n} {on}"
+    return f"{est.value:.0%} ({100 * est.low:.0f}-{est.high:.0%}) · {n} {on}"
 
 
 def run_kind(config: dict) -> str:

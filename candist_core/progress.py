@@ -204,10 +204,14 @@ class DistillProgress:
             self._predict_start = None
         self.epochs_done = int(metrics.get("epoch", self.epochs_done + 1))
         if metrics.get("extended"):
-            # The run goes on (its predictions had not settled): the ETA counts the new epochs.
+            # The run goes on (its predictions had not settled): the step count and the ETA
+            # count the new epochs at once, not from the next step on (a walk saw a full bar
+            # "about 1 s left" beside "epoch 2 of 2").
+            per_epoch = self.steps_per_epoch
             self.epochs = self.epochs_done + int(metrics["extended"])
+            self.total = per_epoch * self.epochs
             self.extended = (f" (extended: epoch {self.epochs_done} still changed "
-                             f"{metrics.get('changed', 0):.0%} of the labels)")
+                             f"{metrics.get('changed', 0):.0%} of the student's labels)")
         if self.epochs_done >= self.epochs:
             self.stage = "writing the predictions and saving the model"
         else:

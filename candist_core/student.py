@@ -73,6 +73,7 @@ class StudentConfig:
     mixup: bool = True              # mixup of pooled embeddings and targets
     head_init: str = "auto"         # auto | random | prototypes (see resolve_head)
     prototypes_below: float = 50.0  # auto: prototypes under this many samples per class
+    prototypes_purity: float = 0.5  # ... or, set-based methods, sets this pure (set_purity)
     start_from_head: bool = True    # informed head: first Eq. 1 targets from its predictions
     holdout: float = 0.1            # held-back share for label-free model selection
     max_holdout: int = 500
@@ -159,15 +160,42 @@ class FitResult:
     pooled: torch.Tensor | None = None  # (N, hidden) embeddings of the best epoch's encoder
 
 
-def resolve_head(config: StudentConfig, samples: int, classes: int) -> str:
-    """``auto``: a random linear head when there are enough samples per class to learn it in
-    the epoch budget, else a cosine head started at the class prototypes of the candidate
-    sets. Measured (bench/RESULTS.md): Banking77, 20 samples a class: candist 41.7 % with a
-    random head, 69.1 % with prototypes (teacher 67.3); TREC, 250 a class: 56.9 % random,
-    49.6 % prototypes (teacher 45.9), whose blurred 2.6-label sets make poor centroids."""
+def set_purity(cand: torch.Tensor, fixed: torch.Tensor) -> float:
+    """How much of a candidate-set prototype is expected to be its own class, above chance:
+    ``(mean 1/|s| - 1/C) / (1 - 1/C)`` over the trainable rows, a human label counting as
+    a set of one. A prototype (uniform over each set) is the mean of the texts whose set
+    holds the class, each weighted 1/|s|; if a text's label is any of its set's labels
+    alike, the share of that weight from the class's own texts is mean(1/|s|), and 1/C
+    when every set holds every label. 0: the sets say nothing; 1: every set has one label."""
+    sizes = torch.where(fixed, torch.ones_like(fixed, dtype=torch.long), cand.sum(1))
+    sizes = sizes[sizes > 0].float()
+    classes = cand.shape[1]
+    if not len(sizes) or classes < 2:
+        return 1.0
+    chance = 1.0 / classes
+    return float(((1.0 / sizes).mean() - chance) / (1 - chance))
+
+
+def resolve_head(config: StudentConfig, samples: int, classes: int, *,
+                 purity: float = 0.0) -> str:
+    """``auto``: a cosine head started at the class prototypes of the candidate sets when
+    a random head has too few samples per class to be learned in the epoch budget, or,
+    for the set-based methods, when the sets are pure enough to make good centroids
+    (:func:`set_purity` at least ``prototypes_purity``); else a random linear head.
+
+    Measured (bench/RESULTS.md, Sessions 3 and 14): Banking77, 20 samples a class: candist
+    41.7 % random, 71.4 % prototypes (teacher 67.3). Purity: TREC's 2.6-label sets (0.46)
+    make blurred centroids: 56.9 % random, 49.6 % prototypes; Medical Abstracts' 1.5-label
+    sets (0.76): 56.0 % random, 58.5 % prototypes; the simulated strong teacher's 1.7-label
+    sets on the TREC pool (0.66): 89.5 % random, 90.5 % prototypes. ``sa``'s one label is
+    the teacher's guess, whose errors a set of one does not show: it keeps the data rule
+    (its prototypes lost on TREC, 50.7 -> 46.1 %, and Medical Abstracts, 57.8 -> 57.0 %)."""
     if config.head_init != "auto":
         return config.head_init
-    return "prototypes" if samples < config.prototypes_below * classes else "random"
+    if samples < config.prototypes_below * classes:
+        return "prototypes"
+    pure = config.method != "sa" and purity >= config.prototypes_purity
+    return "prototypes" if pure else "random"
 
 
 class StudentModel(nn.Module):
@@ -481,7 +509,9 @@ class Distiller:
         from transformers import set_seed
         cfg = self.config
         set_seed(cfg.seed)
-        head = resolve_head(cfg, int(data.trainable.sum()), len(data.labels))
+        trainable = data.trainable
+        head = resolve_head(cfg, int(trainable.sum()), len(data.labels),
+                            purity=set_purity(data.cand[trainable], data.fixed[trainable]))
         if self._model is None:
             self._model, self._tokenizer = load_student(cfg.model, len(data.labels),
                                                         cosine=head != "random")

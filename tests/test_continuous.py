@@ -91,11 +91,11 @@ def test_the_runs_table_checks_the_kept_epoch_with_its_interval_and_what_it_was_
               {"epoch": 2, "selection_score": 137 / 150, "selection_n": 150,
                "validation": "candidates"}]
     # Wilson, 137 of 150: 91.3 % (85.7-94.9 %), worked out by hand.
-    assert continuous.kept_check(epochs, 2) == "91% in set (86-95%) · 150 held-back texts"
+    assert continuous.kept_check(epochs, 2) == "91% (86-95%) · 150 held-back texts"
     human = [{"epoch": 3, "selection_score": 0.8, "selection_n": 30, "validation": "human"}]
-    assert continuous.kept_check(human, 3) == "80% agree (63-90%) · 30 held-out human labels"
+    assert continuous.kept_check(human, 3) == "80% (63-90%) · 30 human labels"
     audit = [{"epoch": 1, "selection_score": 1.0, "selection_n": 20, "validation": "audit"}]
-    assert continuous.kept_check(audit, 1) == "100% agree (84-100%) · 20 audit labels"
+    assert continuous.kept_check(audit, 1) == "100% (84-100%) · 20 audit labels"
 
 
 def test_a_run_with_nothing_held_back_or_no_kept_epoch_shows_no_check():

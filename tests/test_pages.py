@@ -580,10 +580,13 @@ def test_the_progress_line_counts_decided_one_candidate_texts_the_bar_leaves_out
         one = next(s.id for s in store.samples(project.id) if s.text == TAUGHT[1][0])
         store.record_decision(project.id, one, action="label", label="refund", who="a")
     at.run()
-    # the bar stands still (no ambiguous text decided), and the line says why
+    # the bar stands still (no ambiguous text decided) and keeps its one line; the line
+    # under it says why
     assert at.get("progress")[0].proto.value == 0
-    assert at.get("progress")[0].proto.text.endswith(
-        "; 1 text(s) with one candidate decided too, which this bar does not count")
+    assert at.get("progress")[0].proto.text == line
+    assert any(c.value.startswith("1 decided in the project (labels and skips; 1 of them "
+                                  "with one candidate, which the bar does not count) · ")
+               for c in at.caption)
 
 
 def test_why_here_says_what_the_default_order_ranks_and_what_the_candidate_set_is(taught_db):
@@ -959,7 +962,7 @@ def test_the_runs_table_names_the_method_and_checks_the_kept_epoch(app_db):
     runs = at.dataframe[-1].value
     assert runs.iloc[0]["method"] == "CanDist"
     # epoch 2 scored 0.9 on 20 held-back texts: 18 of 20, Wilson 69.9-97.2 %
-    assert runs.iloc[0]["kept epoch's check"] == "90% in set (70-97%) · 20 held-back texts"
+    assert runs.iloc[0]["selection score"] == "90% (70-97%) · 20 held-back texts"
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from candist_core.refinery import Components, Partition
 from candist_core.student import (EXTRA_EPOCHS, HEAD_INITS, Distiller, Schedule, StudentConfig,
                                   StudentModel, TrainingData, batch_targets, choose_max_length,
                                   class_prototypes, consistency_losses, goes_on, lr_factor,
-                                  mask_tokens, masked_view, mixup_loss, resolve_head,
+                                  mask_tokens, masked_view, mixup_loss, resolve_head, set_purity,
                                   split_rows)
 
 LABELS = ["sports", "food", "music"]
@@ -259,14 +259,32 @@ def test_first_targets_come_from_an_informed_head_else_uniform_over_the_set(
         torch.testing.assert_close(probs, uniform)
 
 
-@pytest.mark.parametrize("head_init, samples, classes, expected", [
-    ("auto", 1500, 77, "prototypes"),   # ~20 a class: too few to learn a random head
-    ("auto", 1500, 6, "random"),        # 250 a class
-    ("random", 100, 77, "random"),      # an explicit choice is kept
-    ("labels", 5000, 2, "labels"),
+@pytest.mark.parametrize("head_init, method, samples, classes, purity, expected", [
+    ("auto", "candist", 1500, 77, 0.0, "prototypes"),  # ~20 a class: too few for a random head
+    ("auto", "sa", 1500, 77, 0.0, "prototypes"),
+    ("auto", "candist", 1500, 6, 0.46, "random"),      # 250 a class, TREC's blurred sets
+    ("auto", "candist", 800, 5, 0.76, "prototypes"),   # Medical Abstracts' small sets
+    ("auto", "uniform", 800, 5, 0.5, "prototypes"),    # the threshold itself
+    ("auto", "sa", 800, 5, 1.0, "random"),             # sa keeps the data rule
+    ("random", "candist", 100, 77, 1.0, "random"),     # an explicit choice is kept
+    ("labels", "candist", 5000, 2, 0.0, "labels"),
 ])
-def test_the_head_start_depends_on_samples_per_class(head_init, samples, classes, expected):
-    assert resolve_head(StudentConfig(head_init=head_init), samples, classes) == expected
+def test_the_head_start_depends_on_samples_per_class_and_the_sets_purity(
+        head_init, method, samples, classes, purity, expected):
+    config = StudentConfig(head_init=head_init, method=method)
+    assert resolve_head(config, samples, classes, purity=purity) == expected
+
+
+def test_set_purity_is_the_share_of_a_prototype_from_its_own_class_above_chance():
+    none = torch.zeros(4, dtype=torch.bool)
+    singles = torch.eye(4, dtype=torch.bool)
+    assert set_purity(singles, none) == pytest.approx(1.0)
+    assert set_purity(torch.ones(4, 4, dtype=torch.bool), none) == pytest.approx(0.0)
+    # sets of 1 and 2 of 4 labels: mean 1/|s| = 0.75, chance 0.25 -> (0.75 - 0.25) / 0.75
+    pairs = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    assert set_purity(pairs, torch.zeros(2, dtype=torch.bool)) == pytest.approx(2 / 3)
+    # a human label is a set of one, whatever the teacher's set
+    assert set_purity(pairs, torch.tensor([False, True])) == pytest.approx(1.0)
 
 
 def test_the_lr_schedule_is_hf_linear_warmup_one_step_ahead():

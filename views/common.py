@@ -303,10 +303,13 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
     @st.fragment(run_every=1.0 if job.running else None)
     def panel() -> None:
         if job.running:
-            frac = job.done / job.total if job.total else 0.0
             tracker = job.stats.get("progress")   # named stages and a steady ETA, if any
             eta = tracker.eta_seconds() if tracker is not None else job.eta_seconds()
-            done = (f"{job.done}/{job.total} {unit}" if job.total
+            # The tracker's count follows its stage (an extended run's new epochs at once).
+            n, total = ((tracker.done, tracker.total) if tracker is not None and tracker.total
+                        else (job.done, job.total))
+            frac = min(1.0, n / total) if total else 0.0
+            done = (f"{n}/{total} {unit}" if total
                     else job.stats.get("stage") or "starting")
             st.progress(frac, text=f"{job.name}: {done}"
                         + (f", about {eta:.0f} s left" if eta is not None else ""))

@@ -15,7 +15,7 @@ from candist_core.progress import (DistillProgress, estimate_distillation, forma
                                    seconds_between, timed_runs)
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
-from candist_core.tables import fitted_widths, shown_columns
+from candist_core.tables import WRAP_ROW_PX, fitted_widths, shown_columns, wrapped_height
 from views.common import (kept_settings, registry, require_project, restore_defaults, seeded,
                           show_job, show_quality)
 
@@ -111,13 +111,16 @@ with st.expander("More settings"):
         key=seeded("distill", project.id, "head_init",
                    kept.choice("head_init", HEAD_INITS, d.head_init)),
         format_func=lambda h: {
-            "auto": f"auto (prototypes under {d.prototypes_below:g} samples a class, "
-                    "else random)",
+            "auto": f"auto (prototypes under {d.prototypes_below:g} samples a label or "
+                    "with small candidate sets, else random)",
             "random": "random",
             "prototypes": "at the class prototypes of the candidate sets"}[h],
         help="Where the final layer that maps a text to a label starts. Prototypes: at the "
              "average embedding of each label's texts, which learns far faster from few "
-             "texts per label; random needs many."))
+             "texts per label; random needs many. Auto picks prototypes when there are few "
+             "texts per label, or (CanDist and Uniform) when the candidate sets are small "
+             "enough that each label's average is mostly its own texts; with large sets "
+             "the averages blur together and random does better."))
     st.button("Restore the default settings", on_click=restore_defaults,
               args=(store, "distill", project.id),
               help="Every setting of this page back to the recommended value; the project "
@@ -326,13 +329,16 @@ RUN_HELP = {"epochs": "Epochs trained. \"6 (4 planned)\": the labels still chang
             "started": "When the run started, on this server's clock.",
             "took": "From its start to its end: loading the model, every epoch, writing the "
                     "predictions and saving the model (empty while it runs).",
-            "kept epoch's check": "How the kept epoch scored on texts it never trained on, "
-                                  "with its 95% interval: the share of held-back texts whose "
-                                  "student label is in the teacher's candidate set (no gold "
-                                  "needed), or, once there are 20 or more, the share of "
-                                  "held-out human labels it agrees with. It picks the epoch; "
-                                  "it is not accuracy against the true labels. Empty for an "
-                                  "update, which keeps its one epoch."}
+            "best epoch": "The epoch whose weights were kept: the one with the highest "
+                          "selection score.",
+            "selection score": "How the kept epoch scored on texts it never trained on, "
+                               "with its 95% interval. On held-back texts (the default): "
+                               "the share whose student label is in the teacher's candidate "
+                               "set, no gold needed. On human or audit labels (used once 20 "
+                               "or more of your labels can be held out): the share it "
+                               "agrees with. It picks the epoch; it is not accuracy against "
+                               "the true labels. Empty for an update, which keeps its one "
+                               "epoch."}
 # The runs table's method names: short, the selectbox above has the long ones.
 SHORT_METHOD_NAMES = {"candist": "CanDist", "sa": "Single-label", "uniform": "Uniform"}
 runs = store.student_runs(project.id)
@@ -345,13 +351,17 @@ if runs:
                            "epochs": continuous.planned_epochs(r.config, r.epochs),
                            "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
                            else "",
-                           "kept epoch's check": continuous.kept_check(r.epochs, r.best_epoch)
+                           "selection score": continuous.kept_check(r.epochs, r.best_epoch)
                            if "update_of" not in r.config else "",
                            "error": r.error or ""} for r in runs])
     shown = shown_columns({c: table[c] for c in table.columns},
                           keep=("run", "kind", "method", "status"))
-    fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=220,
-                        whole=("run", "status", "started", "took"))
+    # Rows tall enough to wrap: an update's kind, an extended run's epochs and the
+    # selection score with its interval stay whole at 1280 px (a walk saw them cut).
+    fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=160,
+                        whole=("run", "status", "took"),
+                        wraps=("started", "epochs", "selection score", "error"))
     st.dataframe(table, width="stretch", hide_index=True, column_order=shown,
+                 row_height=WRAP_ROW_PX, height=wrapped_height(len(table)),
                  column_config={c: st.column_config.TextColumn(c, width=w, help=RUN_HELP.get(c))
                                 for c, w in fit.items()})

@@ -383,8 +383,8 @@ def status_lines() -> None:
     ambiguous = queue["ambiguous"]
     left = len(ambiguous) - int(np.isin(ambiguous, decided).sum())
     in_order = int((~np.isin(np.asarray(queue["ids"], dtype=np.int64), decided)).sum())
-    # Decided texts with one candidate move the queue but not this bar: say so, or a bar
-    # that stands still while the reviewer works looks stuck.
+    # Decided texts with one candidate move the queue but not the bar: the line under it
+    # says so (in the bar's own text it pushed the bar down a line after the first one).
     single = int((~np.isin(decided, ambiguous)).sum())
     st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
                 text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
@@ -392,11 +392,11 @@ def status_lines() -> None:
                      + (f"; {in_order} text(s) left in this order and filter"
                         if used in NARROW or label is not None else
                         "" if used == "set_size" else "; this order also serves texts with "
-                        "one candidate")
-                     + (f"; {single} text(s) with one candidate decided too, which this bar "
-                        f"does not count" if single else ""))
+                        "one candidate"))
     pace = recent_pace([d.created for d in MINE], now=time.time())
-    st.caption(f"{len(decided)} decided in the project (labels and skips) · your pace: "
+    st.caption(f"{len(decided)} decided in the project (labels and skips"
+               + (f"; {single} of them with one candidate, which the bar does not count"
+                  if single else "") + ") · your pace: "
                + (f"{pace:.1f} decisions/minute over the last 10 minutes" if pace
                   else "shown after two decisions within 10 minutes"),
                help="Before the first student the queue holds the ambiguous texts, the "
