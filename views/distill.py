@@ -359,7 +359,7 @@ if runs:
     # Rows tall enough to wrap: an update's kind, an extended run's epochs and the
     # selection score with its interval stay whole at 1280 px (a walk saw them cut).
     fit = fitted_widths({c: table[c] for c in shown}, flex="kind", min_flex=160,
-                        whole=("run", "status", "took"),
+                        whole=("run", "method", "status", "took"),
                         wraps=("started", "epochs", "selection score", "error"))
     st.dataframe(table, width="stretch", hide_index=True, column_order=shown,
                  row_height=WRAP_ROW_PX, height=wrapped_height(len(table)),
