@@ -385,7 +385,7 @@ def status_lines() -> None:
     in_order = int((~np.isin(np.asarray(queue["ids"], dtype=np.int64), decided)).sum())
     # Decided texts with one candidate move the queue but not the bar: the line under it
     # says so (in the bar's own text it pushed the bar down a line after the first one).
-    single = int((~np.isin(decided, ambiguous)).sum())
+    single = len(decided) - (len(ambiguous) - left)      # decided ids are unique
     st.progress((len(ambiguous) - left) / len(ambiguous) if len(ambiguous) else 1.0,
                 text=f"{left} of {len(ambiguous)} ambiguous texts (more than one candidate "
                      f"label) still undecided"
