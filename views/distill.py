@@ -349,10 +349,12 @@ if runs:
                            "status": r.status,
                            "started": started_at(r.created), "took": took(r),
                            "epochs": continuous.planned_epochs(r.config, r.epochs),
-                           "best epoch": str(r.best_epoch or "") if "update_of" not in r.config
-                           else "",
-                           "selection score": continuous.kept_check(r.epochs, r.best_epoch)
-                           if "update_of" not in r.config else "",
+                           # an update keeps its one epoch: no kept epoch to name or check
+                           **({"best epoch": "", "selection score": ""}
+                              if "update_of" in r.config else
+                              {"best epoch": str(r.best_epoch or ""),
+                               "selection score": continuous.kept_check(r.epochs,
+                                                                        r.best_epoch)}),
                            "error": r.error or ""} for r in runs])
     shown = shown_columns({c: table[c] for c in table.columns},
                           keep=("run", "kind", "method", "status"))
