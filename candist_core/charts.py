@@ -67,8 +67,10 @@ def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Fi
     return fig
 
 
-REFINERY_CURVES = (("d_out", "outside the set (|D_out|)"), ("d_sl", "sharpened (|D_sl|)"),
-                   ("d_hc", "trusted outside the set (|D_hc|)"))
+# Plain names in the legend; the caption gives the CanDist paper's symbol once, for readers
+# of the method page (a walk found "|D_out|" in the legend opaque).
+REFINERY_CURVES = (("d_out", "outside the set"), ("d_sl", "sharpened"),
+                   ("d_hc", "trusted outside the set"))
 CURVE_MEANINGS = {
     "loss": "loss: the training loss. For candist it is not a plain fit score: its targets "
             "come from the student's own predictions over each candidate set and sharpen as "
@@ -80,15 +82,16 @@ CURVE_MEANINGS = {
                        "accuracy on held-out human decisions when there are 20 or more, "
                        "else how often the student's label falls in the teacher's set on a "
                        "held-back 10 % of texts",
-    "d_out": "refinery sets, how CanDist's Distribution Refinery groups the texts each "
-             "epoch (right axis): outside the set (|D_out|): texts whose student label is not "
-             "in their candidate set, so the set probably misses the true label; they get no "
-             "target unless confident",
-    "d_sl": "sharpened (|D_sl|): texts inside their set with the smallest loss for their "
-            "predicted label (the delta share); their target leans towards the student's "
-            "favourite",
-    "d_hc": "trusted outside the set (|D_hc|): texts outside their set that the student "
-            "predicts above tau; its own label becomes their target",
+    "d_out": "the refinery's groups (right axis), how CanDist's Distribution Refinery sorts "
+             "the texts each epoch to set their targets. Outside the set (D_out in the "
+             "paper): texts whose student label is not in their candidate set, so the set "
+             "probably misses the true label; they get no target unless confident",
+    "d_sl": "sharpened (D_sl in the paper): texts inside their set with the smallest loss "
+            "for their predicted label (the delta share); their target leans towards the "
+            "student's favourite",
+    "d_hc": "trusted outside the set (D_hc in the paper): texts outside their set that the "
+            "student predicts above tau (a confidence threshold, 0.95 by default); its own "
+            "label becomes their target",
 }
 
 
@@ -103,8 +106,8 @@ def training_caption(epochs: list[dict]) -> str:
     """What each curve of the training charts means, for the curves it draws only."""
     parts = [text for key, text in CURVE_MEANINGS.items() if drawn(epochs, key)]
     if not any(drawn(epochs, key) for key, _ in REFINERY_CURVES):
-        parts.append("no refinery set curves (the |D_out|, |D_sl| and |D_hc| groups of texts "
-                     "that CanDist's Distribution Refinery treats differently): they exist "
+        parts.append("no refinery group curves (the groups of texts that CanDist's "
+                     "Distribution Refinery treats differently): they exist "
                      "from the second epoch of the candist method only, once 50 "
                      "training steps are done: a small project's run may have none")
     # One line per curve (Markdown list items in st.caption): a paragraph was hard to scan.

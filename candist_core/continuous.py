@@ -113,14 +113,16 @@ def due(fresh: Freshness) -> bool:
     return fresh.new >= fresh.threshold
 
 
-def _decisions(n: int) -> str:
-    return f"{n} decision" + ("" if n == 1 else "s")
+def _labels(n: int) -> str:
+    return f"{n} human label" + ("" if n == 1 else "s")
 
 
 def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
-    """The Review page's one line on the student, e.g. "Student last trained 12 decisions ago
-    · next update after 38 more". ``can_distill``: whether the reader may open the
-    Distill page (a team's reviewer may not: the owner distills)."""
+    """The Review page's one line on the student, e.g. "Student last trained 12 human labels
+    ago · next update after 38 more". It counts labels, not decisions: skips teach the
+    student nothing, and the count beside it ("N decided … labels and skips") includes
+    them. ``can_distill``: whether the reader may open the Distill page (a team's
+    reviewer may not: the owner distills)."""
     if fresh.student_run is None:
         if fresh.distilling:
             return "No student yet: a full distillation is running on the Distill page."
@@ -129,11 +131,11 @@ def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
         return "No student yet: distill one on the Distill page."
     if fresh.updating is not None:
         return f"Updating the student with {fresh.updating} new " \
-               f"{'decision' if fresh.updating == 1 else 'decisions'}…"
+               f"{'human label' if fresh.updating == 1 else 'human labels'}…"
     if fresh.new == 0:
-        line = "Student up to date with every decision"
+        line = "Student up to date with every human label"
     else:
-        line = f"Student last trained {_decisions(fresh.new)} ago"
+        line = f"Student last trained {_labels(fresh.new)} ago"
     if fresh.taught_teacher is not None:
         line += (f" · its last update re-taught the teacher with the human labels (teacher "
                  f"run #{fresh.taught_teacher}; the Annotate page shows what it changed)")
@@ -168,7 +170,7 @@ def extension_text(config: dict, epochs: list[dict]) -> str:
     first = marks[0]
     text = (f"It trained {len(epochs)} epochs, not the {config.get('epochs', first['epoch'])} "
             f"planned: epoch {first['epoch']} still changed {first.get('changed', 0):.0%} of "
-            f"the student's labels, so the run went on")
+            f"the student's labels from the epoch before, so the run went on")
     if len(marks) > 1:
         text += (f", and again after epoch {marks[-1]['epoch']}, whose extension had found a "
                  f"better epoch")

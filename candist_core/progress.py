@@ -211,7 +211,8 @@ class DistillProgress:
             self.epochs = self.epochs_done + int(metrics["extended"])
             self.total = per_epoch * self.epochs
             self.extended = (f" (extended: epoch {self.epochs_done} still changed "
-                             f"{metrics.get('changed', 0):.0%} of the student's labels)")
+                             f"{metrics.get('changed', 0):.0%} of the student's labels from "
+                             f"the epoch before)")
         if self.epochs_done >= self.epochs:
             self.stage = "writing the predictions and saving the model"
         else:

@@ -150,9 +150,15 @@ def other_labels(candidates: list[str], all_labels: list[str]) -> list[str]:
     return [l for l in all_labels if l not in candidates]
 
 
-def recent_pace(created: list[str], *, now: float, window: float = 600.0) -> float:
+# Decisions a pace needs: from two, one quick pair read as 20 decisions a minute (a walk).
+PACE_MIN_DECISIONS = 5
+
+
+def recent_pace(created: list[str], *, now: float, window: float = 600.0,
+                least: int = PACE_MIN_DECISIONS) -> float:
     """Decisions a minute over the ones made in the last ``window`` seconds before ``now``
-    (``created``: ISO times, as the store writes them); a break does not drag it down."""
+    (``created``: ISO times, as the store writes them); a break does not drag it down.
+    0 (not known yet) with fewer than ``least`` of them."""
     times = []
     for stamp in created:
         try:
@@ -161,7 +167,7 @@ def recent_pace(created: list[str], *, now: float, window: float = 600.0) -> flo
             continue
         if now - window <= t <= now + 1:
             times.append(t)
-    return decisions_per_minute(sorted(times))
+    return decisions_per_minute(sorted(times)) if len(times) >= least else 0.0
 
 
 def decisions_per_minute(timestamps: list[float]) -> float:

@@ -62,22 +62,22 @@ def test_after_a_failed_update_the_next_try_waits_for_n_more_labels():
     (Freshness(every=50, distilling=True),
      "No student yet: a full distillation is running on the Distill page."),
     (Freshness(every=50, student_run=3, new=12),
-     "Student last trained 12 decisions ago · next update after 38 more"),
+     "Student last trained 12 human labels ago · next update after 38 more"),
     (Freshness(every=50, student_run=3, new=1),
-     "Student last trained 1 decision ago · next update after 49 more"),
+     "Student last trained 1 human label ago · next update after 49 more"),
     (Freshness(every=50, student_run=3, new=0),
-     "Student up to date with every decision · next update after 50 more"),
+     "Student up to date with every human label · next update after 50 more"),
     (Freshness(every=50, student_run=3, new=50, updating=50),
-     "Updating the student with 50 new decisions…"),
+     "Updating the student with 50 new human labels…"),
     (Freshness(every=0, student_run=3, new=7),
-     "Student last trained 7 decisions ago · automatic updates are off (Distill page)"),
+     "Student last trained 7 human labels ago · automatic updates are off (Distill page)"),
     (Freshness(every=50, student_run=3, new=60, failed="no embeddings", failed_at=50),
-     "Student last trained 60 decisions ago · the last update failed: no embeddings · next "
+     "Student last trained 60 human labels ago · the last update failed: no embeddings · next "
      "update after 40 more"),
     (Freshness(every=50, student_run=3, new=9, distilling=True),
-     "Student last trained 9 decisions ago · a full distillation is running"),
+     "Student last trained 9 human labels ago · a full distillation is running"),
     (Freshness(every=50, student_run=3, new=0, taught_teacher=7),
-     "Student up to date with every decision · its last update re-taught the teacher with "
+     "Student up to date with every human label · its last update re-taught the teacher with "
      "the human labels (teacher run #7; the Annotate page shows what it changed) · next "
      "update after 50 more"),
 ])
@@ -115,7 +115,8 @@ def test_a_run_that_went_past_its_plan_says_so_and_why():
     assert continuous.planned_epochs({"epochs": 4}, once) == "6 (4 planned)"
     assert continuous.extension_text({"epochs": 4}, once) == (
         "It trained 6 epochs, not the 4 planned: epoch 4 still changed 4% of the student's "
-        "labels, so the run went on (Extra epochs, under More settings).")
+        "labels from the epoch before, so the run went on (Extra epochs, under More "
+        "settings).")
     twice = once[:5] + [{"epoch": 6, "changed": 0.03, "extended": 2}, {"epoch": 7},
                         {"epoch": 8}]
     assert ", and again after epoch 6, whose extension had found a better epoch (" in \
@@ -259,7 +260,7 @@ def test_an_update_starts_in_the_background_at_once_and_only_one_at_a_time(app_d
         assert job is not None and took < 0.1           # the reviewer does not wait
         assert continuous.update_if_due(store, registry, project.id) is None   # one at a time
         assert describe(continuous.read_freshness(store, registry, project.id)) == \
-            "Updating the student with 5 new decisions…"
+            "Updating the student with 5 new human labels…"
         wait_for(lambda: not job.running, what="finished update")
         assert job.status == "done", job.error
         run = store.latest_student_run(project.id)
@@ -339,7 +340,7 @@ def test_n_decisions_on_the_review_page_rerank_the_queue_by_a_new_student(app_db
         at.run()
         assert not at.exception, at.exception
         if n == 3:
-            assert freshness_line(at) == "Student last trained 4 decisions ago · next update " \
+            assert freshness_line(at) == "Student last trained 4 human labels ago · next update " \
                                          "after 1 more"
     before = list(at.session_state["queue"]["ids"])
     with Store(app_db) as store:
@@ -363,7 +364,7 @@ def test_n_decisions_on_the_review_page_rerank_the_queue_by_a_new_student(app_db
     # them); every text left is in the new student's order.
     assert set(queue["ids"][:5]) == set(decisions) and queue["ids"][5:] == expected.tolist()
     assert [i for i in before if i not in decisions] != queue["ids"]   # re-ranked
-    assert freshness_line(at).startswith("Student up to date with every decision")
+    assert freshness_line(at).startswith("Student up to date with every human label")
     assert at.text[0].value not in shown
 
 

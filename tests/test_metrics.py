@@ -56,21 +56,22 @@ def test_the_training_caption_explains_only_the_curves_the_charts_draw():
                  for e in (1, 2)]
     names = drawn_curves(sa_epochs)
     caption = training_caption(sa_epochs)
-    assert not any("|D_sl|" in n for n in names)
+    assert "sharpened" not in names
     assert {"each step", "epoch mean", "selection score"} <= names
-    assert "(|D_sl|):" not in caption and "(|D_hc|):" not in caption
+    assert "sharpened (" not in caption and "trusted outside the set (" not in caption
     assert "human decisions:" not in caption
-    assert "selection score" in caption and "no refinery set curves" in caption
+    assert "selection score" in caption and "no refinery group curves" in caption
 
     candist = [dict(sa_epochs[0]), dict(sa_epochs[1], d_out=40, d_sl=12, d_hc=300,
                                         human_accuracy=0.7)]
     names = drawn_curves(candist)
     caption = training_caption(candist)
-    for name in ("outside the set (|D_out|)", "sharpened (|D_sl|)",
-                 "trusted outside the set (|D_hc|)"):
-        assert name in names and name + ":" in caption   # plain words first, then the symbol
+    for name, symbol in (("outside the set", "D_out"), ("sharpened", "D_sl"),
+                         ("trusted outside the set", "D_hc")):
+        # plain words in the legend; the caption adds the paper's symbol
+        assert name in names and f"{name} ({symbol} in the paper):".lower() in caption.lower()
     assert "accuracy on human decisions" in names and "human decisions:" in caption
-    assert "no refinery set curves" not in caption
+    assert "no refinery group curves" not in caption
 
 
 def test_loss_and_scores_get_an_axis_each_and_set_sizes_the_right_one():

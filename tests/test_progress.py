@@ -64,7 +64,7 @@ def test_an_extended_run_names_its_new_epochs_and_counts_them_in_the_eta():
     before = progress.eta_seconds()
     progress.on_epoch({"epoch": 2, "changed": 0.031, "extended": 1})
     assert progress.stage == ("training: epoch 3 of 3 (extended: epoch 2 still changed 3% "
-                              "of the student's labels)")
+                              "of the student's labels from the epoch before)")
     # the step count grows with the stage, before the new epoch's first step
     assert (progress.done, progress.total) == (10, 15)
     assert progress.eta_seconds() > before + 3

@@ -153,3 +153,6 @@ def test_the_reviewers_pace_counts_only_the_last_ten_minutes():
     created = [at(s) for s in (0, 30, 60, 90, 120)] + [at(3600 + s) for s in range(0, 50, 5)]
     assert recent_pace(created, now=now) == pytest.approx(2.0)
     assert recent_pace(created[:1], now=now) == 0.0 and recent_pace(["?"], now=now) == 0.0
+    # Two quick decisions are no pace yet: it needs five within the window.
+    assert recent_pace(created[:4], now=now) == 0.0
+    assert recent_pace(created[:2], now=now, least=2) == pytest.approx(2.0)

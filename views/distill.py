@@ -98,7 +98,7 @@ with st.expander("More settings"):
             "distill", project.id, extra_name,
             kept.number(extra_name, 0, 50, StudentConfig(method=method).extra)),
         help=f"If the last planned epoch still changed at least {d.settled:.0%} of the "
-             "student's labels, the run has not settled: it goes on, half the planned epochs "
+             "student's labels from the epoch before, the run has not settled: it goes on, half the planned epochs "
              "at a time, up to this many epochs more (0: never). As always, the epoch kept is "
              "the one with the best selection score (how often the student's label is among "
              "the teacher's candidates on held-back texts). Some data sets need more than the "
