@@ -72,11 +72,12 @@ def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Fi
 REFINERY_CURVES = (("d_out", "outside the set"), ("d_sl", "sharpened"),
                    ("d_hc", "trusted outside the set"))
 CURVE_MEANINGS = {
-    "loss": "loss: the training loss. For candist it is not a plain fit score: its targets "
-            "come from the student's own predictions over each candidate set and sharpen as "
-            "it learns, and regularisers (mixup, a masked view) are phased in over the run, "
-            "so it usually rises while the labels improve; the selection score, not the "
-            "loss, picks the epoch kept",
+    "loss": "loss: the training loss. A rising loss is expected with candist and does not "
+            "mean the run is failing: the student's targets come from its own predictions "
+            "over each candidate set and get sharper as it learns, and two extra checks "
+            "(on blended pairs of texts, and on texts with some words hidden) are added "
+            "step by step over the run, so the loss usually rises while the labels "
+            "improve. The selection score, not the loss, picks the epoch kept",
     "human_accuracy": "accuracy on human decisions: on the held-out texts people labelled",
     "selection_score": "selection score: how the best epoch is picked without gold labels: "
                        "accuracy on held-out human decisions when there are 20 or more, "

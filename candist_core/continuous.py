@@ -52,11 +52,12 @@ from .workers import worker_alive
 AUTO_TRIGGER = "app: after {every} decisions"
 ON_DEMAND_TRIGGER = "app: on demand"
 
-HELP = ("The student is the small model that ranks the Review page's queue and labels every text nobody "
-        "reviews. After every N of the team's labels (N is set on the Distill page, 50 by "
-        "default) it is updated in the background: it starts from the latest student and "
-        "relearns from the teacher's candidate sets with every human label fixed, which "
-        "takes a few seconds, then the queue is re-ranked by the new student. With the offline "
+HELP = ("The student is the small model that ranks the Review page's queue and labels "
+        "every text nobody reviews. After every N of the team's labels (N is the Distill "
+        "page's setting \"Update the student every N human labels\", 50 by default) it is "
+        "updated in the background: it starts from the latest student and relearns from the "
+        "teacher's candidate sets with every human label fixed, which takes a few seconds, "
+        "then the queue is re-ranked by the new student. With the offline "
         "teacher, the update first re-teaches the teacher with the human labels (texts "
         "close to a labelled text get its label among their candidates: a new teacher "
         "run), which can be turned off on the Distill page. You can keep reviewing "
@@ -114,14 +115,14 @@ def due(fresh: Freshness) -> bool:
 
 
 def _labels(n: int) -> str:
-    return f"{n} human label" + ("" if n == 1 else "s")
+    return f"{n} new human label" + ("" if n == 1 else "s")
 
 
 def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
-    """The Review page's one line on the student, e.g. "Student last trained 12 human labels
-    ago · next update after 38 more". It counts labels, not decisions: skips teach the
-    student nothing, and the count beside it ("N decided … labels and skips") includes
-    them. ``can_distill``: whether the reader may open the Distill page (a team's
+    """The Review page's one line on the student, e.g. "12 new human labels since the
+    student last trained · next update after 38 more". It counts labels, not decisions:
+    skips teach the student nothing, and the count beside it ("N decided … labels and
+    skips") includes them. ``can_distill``: whether the reader may open the Distill page (a team's
     reviewer may not: the owner distills)."""
     if fresh.student_run is None:
         if fresh.distilling:
@@ -133,9 +134,9 @@ def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
         return f"Updating the student with {fresh.updating} new " \
                f"{'human label' if fresh.updating == 1 else 'human labels'}…"
     if fresh.new == 0:
-        line = "Student up to date with every human label"
+        line = "Student up to date: no new human label since it last trained"
     else:
-        line = f"Student last trained {_labels(fresh.new)} ago"
+        line = f"{_labels(fresh.new)} since the student last trained"
     if fresh.taught_teacher is not None:
         line += (f" · its last update re-taught the teacher with the human labels (teacher "
                  f"run #{fresh.taught_teacher}; the Annotate page shows what it changed)")

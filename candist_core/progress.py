@@ -7,6 +7,7 @@ No Streamlit here: the Distill page shows these, and a CLI could print them.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,12 +36,16 @@ class Estimate:
     seconds: float
     measured: bool      # from runs timed on this machine, or only a rough default
     runs: int           # how many runs it is based on
+    busy: float = 1.0   # the rough guess's slow-down for other work on the cores (busy_factor)
 
     def describe(self) -> str:
         """"about 54 s, measured on this machine: ..." (no brackets: the pages put the
         sentence in brackets or after a colon themselves)."""
         if not self.measured:
             how = "a rough guess: no run timed on this machine yet; the first one calibrates it"
+            if self.busy > 1.05:
+                how += (f"; counted {self.busy:.1f}x slower because other work keeps the "
+                        f"processor busy")
         elif self.runs == 1:
             how = "measured on this machine by the one run timed so far"
         else:
@@ -118,17 +123,41 @@ def timed_runs(store, *, limit: int = TIMED_RUNS) -> list[TimedRun]:
     return out
 
 
+def busy_factor(load: float, cores: int, threads: int) -> float:
+    """How much slower a run using ``threads`` of ``cores`` goes while other work keeps
+    ``load`` cores busy (the 1-minute load average, read before the run starts): the
+    threads share the cores with it. A walk's first run took 111 s against a 49 s guess
+    while a benchmark kept both cores busy: (2 + 2) / 2 = 2x."""
+    cores, threads = max(1, cores), max(1, min(threads, cores))
+    return max(1.0, (max(0.0, load) + threads) / cores)
+
+
+def machine_busy(device: str = "cpu") -> float:
+    """:func:`busy_factor` of this machine now (1 on an accelerator, whose speed the load
+    average does not tell, or where the load average cannot be read)."""
+    if device != "cpu":
+        return 1.0
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 1.0
+    import torch
+    return busy_factor(load, os.cpu_count() or 1, torch.get_num_threads())
+
+
 def estimate_distillation(timed: list[TimedRun], *, texts: int, epochs: int,
-                          device: str = "cpu", mean_chars: float = 200.0
-                          ) -> Estimate:
+                          device: str = "cpu", mean_chars: float = 200.0,
+                          busy: float = 1.0) -> Estimate:
     """Seconds a run over ``texts`` texts for ``epochs`` epochs should take.
 
     From ``timed`` (newest first, see :func:`timed_runs`): a fixed start plus seconds per text and
     epoch, each a mean over the runs weighted :data:`RECENCY` ** k for the k-th newest, so
     the latest run counts most and one odd run is not the whole story. Without timed runs,
     a guess from the texts' mean length (``mean_chars``) and
-    :data:`SECONDS_PER_TOKEN_EPOCH` of ``device``. (The guess was 0.8 s a text-epoch: 8 min
-    for the 150 short demo texts that train in about a minute.)"""
+    :data:`SECONDS_PER_TOKEN_EPOCH` of ``device``, times ``busy`` (:func:`machine_busy`).
+    (The guess was 0.8 s a text-epoch: 8 min for the 150 short demo texts that train in
+    about a minute.) Timed runs already carry the load they ran under, so ``busy`` does
+    not scale them."""
     runs = [r for r in timed if r.texts and r.epochs]
     if runs:
         weights = [RECENCY ** k for k in range(len(runs))]
@@ -138,8 +167,9 @@ def estimate_distillation(timed: list[TimedRun], *, texts: int, epochs: int,
         return Estimate(start + rate * texts * epochs, True, len(runs))
     kind = device if device in SECONDS_PER_TOKEN_EPOCH else "cpu"
     tokens = min(MAX_TOKENS, max(MIN_TOKENS, mean_chars / CHARS_PER_TOKEN))
-    return Estimate(START_SECONDS[kind] + SECONDS_PER_TOKEN_EPOCH[kind] * tokens * texts
-                    * epochs, False, 0)
+    busy = max(1.0, busy)
+    return Estimate(busy * (START_SECONDS[kind] + SECONDS_PER_TOKEN_EPOCH[kind] * tokens
+                            * texts * epochs), False, 0, busy)
 
 
 @dataclass
@@ -248,8 +278,13 @@ class DistillProgress:
         left += passes_left * per_pass
         if self.estimate is not None:
             # The first steps are slow (threads and caches warming up): two walks saw 37 s
-            # left jump to 89 s for a 69 s run. The estimate counting down weighs as much as
-            # PRIOR_STEPS timed steps, so the measured rate takes over within a few steps.
+            # left jump to 89 s for a 69 s run. The estimate weighs as much as PRIOR_STEPS
+            # timed steps, so the measured rate takes over within a few steps. What it says
+            # is left is its share for the steps left, never less: counting it down alone
+            # reached 0 halfway through a run that took twice the estimate, and held a
+            # measured 48 s left down to 31 s (a walk).
+            prior = max(self.estimate - (now - self.started),
+                        self.estimate * steps_left / self.total)
             weight = trained / (trained + PRIOR_STEPS)
-            left = weight * left + (1 - weight) * max(0.0, self.estimate - (now - self.started))
+            left = weight * left + (1 - weight) * max(0.0, prior)
         return left

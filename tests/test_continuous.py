@@ -62,24 +62,26 @@ def test_after_a_failed_update_the_next_try_waits_for_n_more_labels():
     (Freshness(every=50, distilling=True),
      "No student yet: a full distillation is running on the Distill page."),
     (Freshness(every=50, student_run=3, new=12),
-     "Student last trained 12 human labels ago · next update after 38 more"),
+     "12 new human labels since the student last trained · next update after 38 more"),
     (Freshness(every=50, student_run=3, new=1),
-     "Student last trained 1 human label ago · next update after 49 more"),
+     "1 new human label since the student last trained · next update after 49 more"),
     (Freshness(every=50, student_run=3, new=0),
-     "Student up to date with every human label · next update after 50 more"),
+     "Student up to date: no new human label since it last trained · next update after "
+     "50 more"),
     (Freshness(every=50, student_run=3, new=50, updating=50),
      "Updating the student with 50 new human labels…"),
     (Freshness(every=0, student_run=3, new=7),
-     "Student last trained 7 human labels ago · automatic updates are off (Distill page)"),
+     "7 new human labels since the student last trained · automatic updates are off "
+     "(Distill page)"),
     (Freshness(every=50, student_run=3, new=60, failed="no embeddings", failed_at=50),
-     "Student last trained 60 human labels ago · the last update failed: no embeddings · next "
-     "update after 40 more"),
+     "60 new human labels since the student last trained · the last update failed: no "
+     "embeddings · next update after 40 more"),
     (Freshness(every=50, student_run=3, new=9, distilling=True),
-     "Student last trained 9 human labels ago · a full distillation is running"),
+     "9 new human labels since the student last trained · a full distillation is running"),
     (Freshness(every=50, student_run=3, new=0, taught_teacher=7),
-     "Student up to date with every human label · its last update re-taught the teacher with "
-     "the human labels (teacher run #7; the Annotate page shows what it changed) · next "
-     "update after 50 more"),
+     "Student up to date: no new human label since it last trained · its last update "
+     "re-taught the teacher with the human labels (teacher run #7; the Annotate page shows "
+     "what it changed) · next update after 50 more"),
 ])
 def test_the_review_page_says_how_fresh_the_student_is(fresh, line):
     assert describe(fresh) == line
@@ -319,7 +321,8 @@ def label_button(at: AppTest):
 
 def freshness_line(at: AppTest) -> str:
     return next(c.value for c in at.caption
-                if c.value.startswith(("Student", "Updating", "No student")))
+                if c.value.startswith(("Student", "Updating", "No student"))
+                or " since the student last trained" in c.value)
 
 
 @pytest.mark.slow
@@ -340,8 +343,8 @@ def test_n_decisions_on_the_review_page_rerank_the_queue_by_a_new_student(app_db
         at.run()
         assert not at.exception, at.exception
         if n == 3:
-            assert freshness_line(at) == "Student last trained 4 human labels ago · next update " \
-                                         "after 1 more"
+            assert freshness_line(at) == ("4 new human labels since the student last "
+                                          "trained · next update after 1 more")
     before = list(at.session_state["queue"]["ids"])
     with Store(app_db) as store:
         new = wait_for(lambda: next((r for r in store.student_runs(project.id)
@@ -364,7 +367,8 @@ def test_n_decisions_on_the_review_page_rerank_the_queue_by_a_new_student(app_db
     # them); every text left is in the new student's order.
     assert set(queue["ids"][:5]) == set(decisions) and queue["ids"][5:] == expected.tolist()
     assert [i for i in before if i not in decisions] != queue["ids"]   # re-ranked
-    assert freshness_line(at).startswith("Student up to date with every human label")
+    assert freshness_line(at).startswith("Student up to date: no new human label since it "
+                                         "last trained")
     assert at.text[0].value not in shown
 
 

@@ -169,5 +169,6 @@ def test_in_chromium_the_review_page_refreshes_itself_when_the_update_is_done(db
 
         assert says(base) != says(new.id)       # so the line must change to pass
         page.get_by_text(says(new.id)).wait_for(timeout=30_000)
-        page.get_by_text("Student up to date with every human label").wait_for(timeout=30_000)
+        page.get_by_text("Student up to date: no new human label since it last "
+                         "trained").wait_for(timeout=30_000)
         assert page.locator('[data-testid="stText"]').first.inner_text() == reading

@@ -892,6 +892,7 @@ THREE_EPOCHS = [{"epoch": e, "loss": 1.0 / e, "step_losses": [1.2 / e, 0.9 / e],
 
 
 def test_the_distill_estimate_counts_each_finished_run_in_one_plain_sentence(app_db):
+    annotated(app_db)
     at = page("distill")
     assert "rough guess" in estimate_text(at)
     recorded_run(app_db, THREE_EPOCHS, best=2)
@@ -909,13 +910,16 @@ def test_distill_says_what_to_do_first_when_there_is_nothing_to_learn_from(app_d
     assert any(w.value.startswith("Nothing to learn from yet") for w in at.warning)
     start = next(b for b in at.button if b.label == "Start distillation")
     assert start.disabled and "annotate the texts first" in start.help
+    assert not any(i.value.startswith("Estimate for") for i in at.info)   # no run to time
     annotated(app_db)
     at = page("distill")
     assert not any(w.value.startswith("Nothing to learn from yet") for w in at.warning)
+    assert any(i.value.startswith("Estimate for") for i in at.info)
     assert not next(b for b in at.button if b.label == "Start distillation").disabled
 
 
 def test_the_estimate_says_how_long_an_unsettled_run_may_go_on_and_sa_does_not(app_db):
+    annotated(app_db)
     at = page("distill")
     assert extra_epochs(at).value == 4
     assert "If the labels have not settled by then, up to 8 epochs: about " in estimate_text(at)

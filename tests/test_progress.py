@@ -4,7 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from candist_core.progress import DistillProgress, TimedRun, estimate_distillation, timed_runs
+from candist_core.progress import (DistillProgress, TimedRun, busy_factor, estimate_distillation,
+                                   timed_runs)
 from candist_core.records import Label, LabelSchema
 
 
@@ -86,6 +87,39 @@ def test_a_slow_step_under_way_counts_down_but_never_below_the_steps_after_it():
         etas.append(tracker.eta_seconds())
     assert all(b <= a for a, b in zip(etas, etas[1:]))     # never grows meanwhile
     assert min(etas) >= 6 * 10                             # 6 steps still to come after it
+
+
+def test_the_first_guess_counts_other_work_on_the_cores():
+    # Nothing else running: no slow-down; a benchmark keeping both of 2 cores busy while
+    # the run wants both: twice as slow (a walk's 49 s guess took 111 s).
+    assert busy_factor(0.0, cores=2, threads=2) == 1.0
+    assert busy_factor(2.0, cores=2, threads=2) == pytest.approx(2.0)
+    assert busy_factor(1.0, cores=16, threads=8) == 1.0     # spare cores absorb it
+    quiet = estimate_distillation([], texts=150, epochs=4, mean_chars=50)
+    busy = estimate_distillation([], texts=150, epochs=4, mean_chars=50, busy=2.0)
+    assert busy.seconds == pytest.approx(2 * quiet.seconds)
+    assert "2.0x slower" in busy.describe() and "slower" not in quiet.describe()
+    # a timed run already ran under its machine's load: not scaled again
+    timed = [TimedRun(150, 4, 69.0)]
+    assert estimate_distillation(timed, texts=150, epochs=4, busy=2.0).seconds == \
+        pytest.approx(69.0)
+
+
+def test_an_estimate_that_proved_low_does_not_pull_the_eta_to_zero():
+    # The walk: estimate 49 s; the run took 111 s. Halfway through (10 of 20 steps, 58 s
+    # in) the measured rate says 48 s are left, where the estimate, counted down, says 0.
+    now = [0.0]
+    tracker = DistillProgress(epochs=4, clock=lambda: now[0], estimate=49.0)
+    now[0] = 8.0
+    for step in range(1, 11):
+        tracker.on_step(step, 20)
+        if step % 5 == 0:
+            now[0] += 2.0                       # the prediction pass after the epoch
+            tracker.on_epoch({"epoch": step // 5})
+        now[0] += 4.6
+    measured = 10 * 4.6 + 2 * 2.0                # steps and prediction passes left
+    eta = tracker.eta_seconds()
+    assert now[0] > 49.0 and eta >= 0.8 * measured
 
 
 def test_before_the_first_step_the_eta_is_the_estimate_counting_down():

@@ -156,3 +156,20 @@ def test_the_reviewers_pace_counts_only_the_last_ten_minutes():
     # Two quick decisions are no pace yet: it needs five within the window.
     assert recent_pace(created[:4], now=now) == 0.0
     assert recent_pace(created[:2], now=now, least=2) == pytest.approx(2.0)
+
+
+def test_the_pace_says_what_it_was_measured_on():
+    from datetime import datetime, timezone
+
+    from candist_core.review import pace_text
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+
+    def at(seconds_ago):
+        return datetime.fromtimestamp(now - seconds_ago, timezone.utc).isoformat()
+
+    # The walk: 9 decisions in 40 s read as "over the last 10 minutes".
+    quick = [at(5 * k) for k in range(9)]
+    assert pace_text(quick, now=now) == "12.0 decisions a minute (your last 9 decisions, over 40 s)"
+    slow = [at(30 * k) for k in range(5)]
+    assert pace_text(slow, now=now) == "2.0 decisions a minute (your last 5 decisions, over 2 min)"
+    assert pace_text(slow[:4], now=now) == "shown after 5 decisions within 10 minutes"

@@ -88,8 +88,10 @@ def test_only_decisions_on_ambiguous_texts_count_towards_the_ambiguous_left(stor
     counts = store.status_counts(project.id)
     assert (counts["ambiguous"], counts["reviewed"], counts["ambiguous_reviewed"]) == (2, 3, 1)
     assert ambiguous_left({**counts, "student_runs": 1, "with_gold": 1}) == 1
-    assert "1 of the 2 ambiguous texts" in next_step({**counts, "student_runs": 1,
-                                                      "with_gold": 1})
+    step = next_step({**counts, "student_runs": 1, "with_gold": 1})
+    assert "1 of the 2 ambiguous texts" in step
+    # the reviewed count (3) says why it is not 2 - 3
+    assert "2 of the 3 reviewed had one candidate and do not count here" in step
 
 
 def test_undo_restores_the_previous_decision_and_is_logged(store):

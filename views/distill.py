@@ -12,7 +12,7 @@ from candist_core.encoder import device_description, pick_device
 from candist_core.metrics import student_run_metrics
 from candist_core.model_dir import zip_bytes
 from candist_core.progress import (DistillProgress, estimate_distillation, format_duration,
-                                   seconds_between, timed_runs)
+                                   machine_busy, seconds_between, timed_runs)
 from candist_core.records import CandistError
 from candist_core.student import HEAD_INITS, METHODS, StudentConfig
 from candist_core.tables import WRAP_ROW_PX, fitted_widths, shown_columns, wrapped_height
@@ -98,12 +98,13 @@ with st.expander("More settings"):
             "distill", project.id, extra_name,
             kept.number(extra_name, 0, 50, StudentConfig(method=method).extra)),
         help=f"If the last planned epoch still changed at least {d.settled:.0%} of the "
-             "student's labels from the epoch before, the run has not settled: it goes on, half the planned epochs "
-             "at a time, up to this many epochs more (0: never). As always, the epoch kept is "
-             "the one with the best selection score (how often the student's label is among "
-             "the teacher's candidates on held-back texts). Some data sets need more than the "
-             "planned epochs. CanDist and Uniform learn from whole candidate sets and do not "
-             "copy the teacher's wrong labels when they train longer: default 4. "
+             "student's labels from the epoch before, the run has not settled: it goes on, "
+             "half the planned epochs at a time, up to this many epochs more (0: never). As "
+             "always, the epoch kept is the one with the best selection score (how often "
+             "the student's label is among the teacher's candidates on held-back texts). "
+             "Some data sets need more than the planned epochs. CanDist and Uniform learn "
+             "from whole candidate sets and do not copy the teacher's wrong labels when they "
+             "train longer: default 4. "
              "Single-label distillation does copy them, and its selection score then favours "
              "those later, worse epochs: default 0."))
     head_init = keep("head_init", st.selectbox(
@@ -131,10 +132,11 @@ config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        extra_epochs=int(extra_epochs))
 texts = store.count_samples(project.id)
 timed, mean_chars = timed_runs(store), store.mean_text_chars(project.id)
+busy = machine_busy(device.type) if not timed else 1.0
 estimate = estimate_distillation(timed, texts=texts, epochs=int(epochs), device=device.type,
-                                 mean_chars=mean_chars)
+                                 mean_chars=mean_chars, busy=busy)
 longest = estimate_distillation(timed, texts=texts, epochs=int(epochs) + int(extra_epochs),
-                                device=device.type, mean_chars=mean_chars)
+                                device=device.type, mean_chars=mean_chars, busy=busy)
 START_ERROR = f"distill-start-error-{project.id}"
 
 
@@ -174,11 +176,15 @@ if untaught:
                "labels (or from your review decisions). Annotate the texts first.")
     st.page_link("views/annotate.py", label="Annotate the texts (Annotate page)",
                  icon=":material/arrow_forward:", query_params={"project": project.name})
-# The estimate stays while a run goes, so nothing below it moves when the run starts.
-st.info(f"Estimate for {texts} texts x {int(epochs)} epoch{'' if int(epochs) == 1 else 's'}: "
-        f"{estimate.describe()}."
-        + (f" If the labels have not settled by then, up to {int(epochs) + int(extra_epochs)} "
-           f"epochs: about {format_duration(longest.seconds)}." if extra_epochs else ""))
+# The estimate stays while a run goes, so nothing below it moves when the run starts; a
+# project with nothing to learn from gets none (a walk read "about 49 s" above a greyed
+# Start button).
+if not untaught:
+    st.info(f"Estimate for {texts} texts x {int(epochs)} "
+            f"epoch{'' if int(epochs) == 1 else 's'}: {estimate.describe()}."
+            + (f" If the labels have not settled by then, up to "
+               f"{int(epochs) + int(extra_epochs)} epochs: about "
+               f"{format_duration(longest.seconds)}." if extra_epochs else ""))
 if st.button("Start distillation", type="primary", disabled=running or untaught,
              help="A distillation is running: its progress is below. Wait for it to end, "
                   "or stop it with Cancel under the progress bar, to start another."
@@ -303,14 +309,18 @@ if done is not None:
                    "of its own (only the newest update keeps one). "
                    + continuous.calibration_text(done.epochs))
     if saved is not None and saved.checkpoint and Path(saved.checkpoint).is_dir():
-        d1, d2 = st.columns([1, 2])
+        # centred: the link sat higher than the button and read as plain text (a walk)
+        d1, d2 = st.columns([1, 2], vertical_alignment="center")
         d1.download_button("Download this student (zip)", lambda: zip_bytes(saved.checkpoint),
                            file_name=f"{project.name}-student.zip", mime="application/zip",
                            help="A standard transformers model folder with a model card: "
                                 "load it with pipeline('text-classification', model=FOLDER, "
                                 "trust_remote_code=True).")
         with d2:
-            st.page_link("views/predict.py", label="Label new files with it")
+            st.page_link("views/predict.py", label="Label new files with it",
+                         icon=":material/arrow_forward:")
+
+
 def started_at(stamp: str) -> str:
     """A stored UTC time as this server's local date and minute."""
     try:

@@ -13,9 +13,8 @@ import streamlit as st
 from candist_core import continuous
 from candist_core.access import can_open
 from candist_core.keys import assign_keys
-from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, PACE_MIN_DECISIONS,
-                                 SIGNALS, effective_signal, label_buttons, rank_ambiguous,
-                                 recent_pace)
+from candist_core.review import (DEFAULT_REASON, DEFAULT_SIGNAL, PACE_MIN_DECISIONS, SIGNALS,
+                                 effective_signal, label_buttons, pace_text, rank_ambiguous)
 from views.common import (registry, require_project, reviewer_name, role_in, show_quality,
                           sign_in_configured)
 
@@ -394,20 +393,20 @@ def status_lines() -> None:
                         if used in NARROW or label is not None else
                         "" if used == "set_size" else "; this order also serves texts with "
                         "one candidate"))
-    pace = recent_pace([d.created for d in MINE], now=time.time())
+    pace = pace_text([d.created for d in MINE], now=time.time())
     st.caption(f"{len(decided)} decided in the project (labels and skips"
                + (f"; {single} of them with one candidate, which the bar does not count"
-                  if single else "") + ") · your pace: "
-               + (f"{pace:.1f} decisions/minute over the last 10 minutes" if pace
-                  else f"shown after {PACE_MIN_DECISIONS} decisions within 10 minutes"),
+                  if single else "") + ") · your pace: " + pace,
                help="Before the first student the queue holds the ambiguous texts, the "
                     "teacher's most hesitant first; once a student exists it holds every "
                     "text, the ones most worth a look first (a text with one candidate can "
                     "come first when the student doubts it). The ambiguous ones are those "
                     "Home counts as left to review; their total follows the current teacher "
                     "run, so it can grow when an update re-teaches the teacher. Your pace "
-                    f"counts your decisions that stand (not undone); it needs {PACE_MIN_DECISIONS}, "
-                    "as a pace from fewer reads too high or too low.")
+                    "counts your decisions that stand (not undone) in the last 10 minutes, "
+                    "over the time from the first of them to the last (a break before "
+                    f"them does not drag it down); it needs {PACE_MIN_DECISIONS}, as a pace "
+                    "from fewer reads too high or too low.")
 
 
 def history() -> None:
