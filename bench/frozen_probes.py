@@ -3,10 +3,11 @@
     .venv/bin/python bench/frozen_probes.py
 
 Same pools as bench/distill_quality.py and the offline teacher's default CA_all sets. Per
-dataset: teacher SA; label propagation of the candidate sets over the k nearest neighbours;
-a nearest-centroid classifier at the candidate-set prototypes refined by re-normalising its
-own predictions inside each set (Eq. 1 on frozen features); and, as a reference that uses gold
-labels, a linear probe trained on them (5-fold). Accuracy on the pool, one JSON line each.
+dataset: teacher SA (on the pool and on the whole test split); label propagation of the
+candidate sets over the k nearest neighbours; a nearest-centroid classifier at the
+candidate-set prototypes refined by re-normalising its own predictions inside each set
+(Eq. 1 on frozen features); and, as a reference that uses gold labels, a linear probe
+trained on them (5-fold). Accuracy on the pool unless named, one JSON line each.
 """
 from __future__ import annotations
 
@@ -87,8 +88,17 @@ def main() -> None:
                                              r_all=teacher.r_all)):
             cand[i, s] = True
         acc = lambda p: round(float((p.argmax(1) == gold).mean()), 4)  # noqa: E731
+        # The teacher on the test split too: item 6 of issue #13 on texts nobody trained on
+        # (the students' test-split scores come from distill_quality.py).
+        test = read_split(name, "test")
+        test_gold = np.array([schema.names.index(g) for g in test.label])
+        test_probs = rank_labels(encoder.encode(test.text.tolist())
+                                 @ encoder.encode(label_texts(schema)).T,
+                                 temperature=teacher.softmax_temperature)
         print(json.dumps({
             "dataset": name, "n": size, "teacher_sa": acc(probs),
+            "teacher_sa_test": round(float((test_probs.argmax(1) == test_gold).mean()), 4),
+            "test_n": len(test),
             "ca_all_coverage": round(float(cand[np.arange(size), gold].mean()), 4),
             **{f"propagation_k{k}": acc(propagate(x, cand, k)) for k in (10, 20, 50)},
             "prototype_refinery": acc(prototype_refinery(x, cand)),
