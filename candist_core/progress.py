@@ -201,6 +201,7 @@ class DistillProgress:
     _last_step: float | None = None
     epochs_done: int = 0
     extended: str = ""              # why the run went past its plan, said with each stage
+    _shown: float = 0.0             # the largest fraction() returned so far
 
     def __post_init__(self):
         self.started = self.clock()
@@ -248,6 +249,23 @@ class DistillProgress:
         else:
             self.stage = f"training: epoch {self.epochs_done + 1} of {self.epochs}{self.extended}"
 
+    def fraction(self) -> float:
+        """How far the run is, for the progress bar: the time spent over the time spent
+        plus :meth:`eta_seconds`, so the bar moves while every text is predicted after an
+        epoch (the step count stands still then: a walk saw "5/20" for 12 s and took the
+        run for stuck) and agrees with the time said to be left. Never goes back, and
+        stays below 1 until the last step is done."""
+        eta = self.eta_seconds()
+        if eta is None:
+            share = self.done / self.total if self.total else 0.0
+        else:
+            spent = max(0.0, self.clock() - self.started)
+            share = spent / (spent + eta) if spent + eta > 0 else 0.0
+        if not self.total or self.done < self.total:
+            share = min(share, 0.99)
+        self._shown = max(self._shown, min(1.0, share))
+        return self._shown
+
     def eta_seconds(self) -> float | None:
         """Seconds left, or None until the first steps have been timed."""
         trained = self._trained_steps
@@ -280,11 +298,10 @@ class DistillProgress:
             # The first steps are slow (threads and caches warming up): two walks saw 37 s
             # left jump to 89 s for a 69 s run. The estimate weighs as much as PRIOR_STEPS
             # timed steps, so the measured rate takes over within a few steps. What it says
-            # is left is its share for the steps left, never less: counting it down alone
+            # is left is its share for the steps left: counted down by the clock instead, it
             # reached 0 halfway through a run that took twice the estimate, and held a
             # measured 48 s left down to 31 s (a walk).
-            prior = max(self.estimate - (now - self.started),
-                        self.estimate * steps_left / self.total)
+            prior = self.estimate * steps_left / self.total
             weight = trained / (trained + PRIOR_STEPS)
             left = weight * left + (1 - weight) * max(0.0, prior)
         return left

@@ -122,6 +122,32 @@ def test_an_estimate_that_proved_low_does_not_pull_the_eta_to_zero():
     assert now[0] > 49.0 and eta >= 0.8 * measured
 
 
+def test_the_bar_moves_while_every_text_is_predicted_and_never_goes_back():
+    now = [0.0]
+    tracker = DistillProgress(epochs=2, clock=lambda: now[0], estimate=40.0)
+    shown = [tracker.fraction()]
+    for step in range(1, 6):                    # epoch 1: 5 steps of 2 s
+        now[0] += 2.0
+        tracker.on_step(step, 10)
+        shown.append(tracker.fraction())
+    during = []
+    for _ in range(4):                          # then 8 s predicting: no step comes
+        now[0] += 2.0
+        during.append(tracker.fraction())
+    assert during[-1] > during[0] > shown[-1] - 1e-9     # the bar moves meanwhile
+    tracker.on_epoch({"epoch": 1})
+    for step in range(6, 11):
+        now[0] += 2.0
+        tracker.on_step(step, 10)
+        shown.append(tracker.fraction())
+    every = shown[:6] + during + shown[6:]
+    assert all(b >= a for a, b in zip(every, every[1:]))    # never back
+    assert max(every) < 1.0           # the last prediction pass is still to come
+    now[0] += 4.0
+    tracker.on_epoch({"epoch": 2})
+    assert tracker.fraction() == pytest.approx(1.0)
+
+
 def test_before_the_first_step_the_eta_is_the_estimate_counting_down():
     now = [0.0]
     tracker = DistillProgress(epochs=2, clock=lambda: now[0], estimate=100.0)

@@ -308,7 +308,8 @@ def show_job(job: Job | None, *, unit: str = "samples") -> None:
             # The tracker's count follows its stage (an extended run's new epochs at once).
             n, total = ((tracker.done, tracker.total) if tracker is not None and tracker.total
                         else (job.done, job.total))
-            frac = min(1.0, n / total) if total else 0.0
+            frac = (tracker.fraction() if tracker is not None
+                    else min(1.0, n / total) if total else 0.0)
             done = (f"{n}/{total} {unit}" if total
                     else job.stats.get("stage") or "starting")
             st.progress(frac, text=f"{job.name}: {done}"
