@@ -132,7 +132,14 @@ config = StudentConfig(method=method, epochs=int(epochs), lr=float(lr),
                        extra_epochs=int(extra_epochs))
 texts = store.count_samples(project.id)
 timed, mean_chars = timed_runs(store), store.mean_text_chars(project.id)
-busy = machine_busy(device.type) if not timed else 1.0
+# Read while nothing trains here, then kept: during a run the load is the run itself (a walk
+# saw the estimate grow from "1.4x slower" to "1.5x" as it trained).
+if timed:
+    busy = 1.0
+elif job is not None and job.running and "distill-busy" in st.session_state:
+    busy = st.session_state["distill-busy"]
+else:
+    busy = st.session_state["distill-busy"] = machine_busy(device.type)
 estimate = estimate_distillation(timed, texts=texts, epochs=int(epochs), device=device.type,
                                  mean_chars=mean_chars, busy=busy)
 longest = estimate_distillation(timed, texts=texts, epochs=int(epochs) + int(extra_epochs),
