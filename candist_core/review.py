@@ -180,10 +180,10 @@ def pace_text(created: list[str], *, now: float, window: float = 600.0,
     """The pace as the Review page says it, with what it was measured on: "4.0 decisions a
     minute (your last 9 decisions, over 2 min)". A walk read "13.9 decisions/minute over the
     last 10 minutes" after 9 decisions in 40 s as 9 in 10 minutes."""
-    rate = recent_pace(created, now=now, window=window, least=least)
+    times = _recent_times(created, now=now, window=window)   # parsed once for both
+    rate = decisions_per_minute(times) if len(times) >= least else 0.0
     if not rate:
         return f"shown after {least} decisions within {window / 60:.0f} minutes"
-    times = _recent_times(created, now=now, window=window)
     span = times[-1] - times[0]
     over = f"{span:.0f} s" if span < 90 else f"{span / 60:.0f} min"
     return f"{rate:.1f} decisions a minute (your last {len(times)} decisions, over {over})"
