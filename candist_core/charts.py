@@ -72,7 +72,7 @@ def cooccurrence_figure(candidates: list[list[str]], labels: list[str]) -> go.Fi
 REFINERY_CURVES = (("d_out", "outside the set"), ("d_sl", "sharpened"),
                    ("d_hc", "trusted outside the set"))
 CURVE_MEANINGS = {
-    "loss": "loss: the training loss. A rising loss is expected with candist and does not "
+    "loss": "loss: the training loss. A rising loss is expected with CanDist and does not "
             "mean the run is failing: the student's targets come from its own predictions "
             "over each candidate set and get sharper as it learns, and two extra checks "
             "(on blended pairs of texts, and on texts with some words hidden) are added "

@@ -50,12 +50,16 @@ from .store import Store
 from .workers import worker_alive
 
 AUTO_TRIGGER = "app: after {every} decisions"
+# When every ambiguous text is decided before N labels came in (a 20-text queue never
+# reaches 50: a walk), the update starts then, or the reviewer's work would wait unlearned.
+QUEUE_DONE_TRIGGER = "app: every ambiguous text decided"
 ON_DEMAND_TRIGGER = "app: on demand"
 
 HELP = ("The student is the small model that ranks the Review page's queue and labels "
         "every text nobody reviews. After every N of the team's labels (N is the Distill "
         "page's setting \"Update the student every N human labels\", 50 by default) it is "
-        "updated in the background: it starts from the latest student and relearns from the "
+        "updated in the background (also as soon as every ambiguous text is decided, if that "
+        "comes first): it starts from the latest student and relearns from the "
         "teacher's candidate sets with every human label fixed, which takes a few seconds, "
         "then the queue is re-ranked by the new student. With the offline "
         "teacher, the update first re-teaches the teacher with the human labels (texts "
@@ -103,14 +107,19 @@ class Freshness:
         return self.every + (self.failed_at or 0)
 
 
-def due(fresh: Freshness) -> bool:
+def due(fresh: Freshness, *, ambiguous_left: int | None = None) -> bool:
     """Whether an automatic update should start now: updates are on, there is a student to
     update, nothing is training, and ``every`` new labels have come in (``every`` more
-    than when the last update of this student failed, if it did)."""
+    than when the last update of this student failed, if it did), or some have and
+    ``ambiguous_left`` (the undecided texts with more than one candidate, when the caller
+    knows it) is 0: the queue's hard part is done, so the student learns it now. A failed
+    update is retried only after ``every`` more, never on each later label."""
     if fresh.every <= 0 or fresh.student_run is None:
         return False
     if fresh.updating is not None or fresh.distilling:
         return False
+    if ambiguous_left == 0 and fresh.new > 0 and not fresh.failed:
+        return True
     return fresh.new >= fresh.threshold
 
 
@@ -118,7 +127,8 @@ def _labels(n: int) -> str:
     return f"{n} new human label" + ("" if n == 1 else "s")
 
 
-def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
+def describe(fresh: Freshness, *, can_distill: bool = True,
+             ambiguous_left: int | None = None) -> str:
     """The Review page's one line on the student, e.g. "12 new human labels since the
     student last trained · next update after 38 more". It counts labels, not decisions:
     skips teach the student nothing, and the count beside it ("N decided … labels and
@@ -150,6 +160,11 @@ def describe(fresh: Freshness, *, can_distill: bool = True) -> str:
     if fresh.failed:
         line += f" · the last update failed: {fresh.failed}"
     left = fresh.threshold - fresh.new
+    if left > 0 and ambiguous_left is not None and 0 < ambiguous_left < left \
+            and not fresh.failed:
+        return line + (f" · next update after {left} more, or once the {ambiguous_left} "
+                       f"ambiguous {'text' if ambiguous_left == 1 else 'texts'} left "
+                       f"{'is' if ambiguous_left == 1 else 'are'} decided")
     return line + (f" · next update after {left} more" if left > 0 else " · update due")
 
 
@@ -306,16 +321,19 @@ def start_update(store, registry: JobRegistry, project_id: int, *,
     return job
 
 
-def update_if_due(store, registry: JobRegistry, project_id: int) -> Job | None:
+def update_if_due(store, registry: JobRegistry, project_id: int, *,
+                  ambiguous_left: int | None = None) -> Job | None:
     """Start an automatic update when :func:`due`; returns its job, else None. Cheap (a few
-    indexed reads), so the Review page calls it after every decision. Never raises for an
-    update that cannot start: another session starting one first is no error."""
+    indexed reads), so the Review page calls it after every decision, with the ambiguous
+    texts its queue has left. Never raises for an update that cannot start: another
+    session starting one first is no error."""
     fresh = read_freshness(store, registry, project_id)
-    if not due(fresh):
+    if not due(fresh, ambiguous_left=ambiguous_left):
         return None
+    trigger = AUTO_TRIGGER.format(every=fresh.every) if fresh.new >= fresh.threshold \
+        else QUEUE_DONE_TRIGGER
     try:
-        return start_update(store, registry, project_id,
-                            trigger=AUTO_TRIGGER.format(every=fresh.every))
+        return start_update(store, registry, project_id, trigger=trigger)
     except CandistError:
         return None
 

@@ -61,7 +61,9 @@ class Job:
             else f"{ago / 3600:.0f} h ago"
         if self.status == "failed":
             return f"{self.name} failed {when}: {self.error}"
-        return f"{self.name} {self.status} in {ended - self.started:.0f} s, {when}."
+        took = ended - self.started
+        took = "under 1 s" if took < 0.5 else f"{took:.0f} s"
+        return f"{self.name} {self.status} in {took}, {when}."
 
 
 class JobRegistry:

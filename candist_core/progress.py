@@ -16,13 +16,15 @@ from datetime import datetime
 # epoch (a pass of training plus the epoch's prediction pass), and a fixed start (loading the
 # model, tokenizing). Measured (bench/RESULTS.md "Default distillation time"): 2,000 texts of
 # ~55 tokens, 4 epochs, 428 s on 2 CPU cores, i.e. 1 ms a token-epoch. A text costs at least
-# its padding to 32 tokens and at most the 128-token cut.
+# 16 tokens (its special tokens and the batch's padding) and at most the 128-token cut. The
+# start was 30 s and the floor 32 tokens: 49 s for the demo's 150 texts of ~12 tokens, which
+# train in 15-20 s (two walks); now 8 + 9.6 = 18 s.
 SECONDS_PER_TOKEN_EPOCH = {"cpu": 1e-3, "mps": 1.25e-4, "cuda": 1.25e-5}
-START_SECONDS = {"cpu": 30.0, "mps": 20.0, "cuda": 15.0}
+START_SECONDS = {"cpu": 8.0, "mps": 8.0, "cuda": 8.0}
 CHARS_PER_TOKEN = 4.0
 # While a run is timed, the estimate made before it weighs as much as this many timed steps.
 PRIOR_STEPS = 5
-MIN_TOKENS, MAX_TOKENS = 32, 128
+MIN_TOKENS, MAX_TOKENS = 16, 128
 # How much each older timed run counts against the next newer one: the latest run weighs
 # most (a walk saw a 43 s run leave the estimate at the 69 s of the two runs before it).
 RECENCY = 0.5
@@ -132,15 +134,46 @@ def busy_factor(load: float, cores: int, threads: int) -> float:
     return max(1.0, (max(0.0, load) + threads) / cores)
 
 
+def _cpu_seconds_busy() -> float | None:
+    """CPU-seconds all cores have spent busy since boot (Linux ``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:]]
+    busy = sum(ticks[:8]) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)   # less idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def other_load(interval: float = 0.3) -> float | None:
+    """Cores kept busy by other processes now: the machine's busy CPU time over
+    ``interval`` seconds less this process's own, per second. None where it cannot be read
+    (then the 1-minute load average stands in). The load average counts this process's
+    own recent work too: a walk's first guess read 71 s right after the app itself had
+    annotated the texts, and the run took 15 s."""
+    before, mine = _cpu_seconds_busy(), os.times()
+    if before is None:
+        return None
+    time.sleep(interval)
+    after, mine_after = _cpu_seconds_busy(), os.times()
+    own = (mine_after.user - mine.user) + (mine_after.system - mine.system)
+    return max(0.0, (after - before - own) / interval)
+
+
 def machine_busy(device: str = "cpu") -> float:
     """:func:`busy_factor` of this machine now (1 on an accelerator, whose speed the load
-    average does not tell, or where the load average cannot be read)."""
+    average does not tell, or where no load can be read)."""
     if device != "cpu":
         return 1.0
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 1.0
+    load = other_load()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 1.0
     import torch
     return busy_factor(load, os.cpu_count() or 1, torch.get_num_threads())
 

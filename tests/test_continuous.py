@@ -56,6 +56,27 @@ def test_after_a_failed_update_the_next_try_waits_for_n_more_labels():
     assert due(Freshness(every=50, student_run=1, new=100, failed="boom", failed_at=50))
 
 
+def test_an_update_is_due_once_every_ambiguous_text_is_decided_before_n_labels():
+    # A 20-text queue never reaches 50 labels: its labels are learned when it is done.
+    assert due(Freshness(every=50, student_run=1, new=20), ambiguous_left=0)
+    assert not due(Freshness(every=50, student_run=1, new=20), ambiguous_left=1)
+    assert not due(Freshness(every=50, student_run=1, new=0), ambiguous_left=0)
+    assert not due(Freshness(every=0, student_run=1, new=20), ambiguous_left=0)
+    # a failed update is not retried on every later label
+    assert not due(Freshness(every=50, student_run=1, new=21, failed="boom", failed_at=20),
+                   ambiguous_left=0)
+
+
+def test_the_line_says_a_short_queue_updates_the_student_when_it_is_done():
+    fresh = Freshness(every=50, student_run=3, new=12)
+    assert describe(fresh, ambiguous_left=8) == (
+        "12 new human labels since the student last trained · next update after 38 more, "
+        "or once the 8 ambiguous texts left are decided")
+    assert describe(fresh, ambiguous_left=1).endswith("or once the 1 ambiguous text left "
+                                                      "is decided")
+    assert describe(fresh, ambiguous_left=100).endswith("next update after 38 more")
+
+
 # ------------------------------------------------------------------ the line on Review
 @pytest.mark.parametrize("fresh, line", [
     (Freshness(every=50), "No student yet: distill one on the Distill page."),

@@ -86,6 +86,10 @@ def test_annotate_runs_the_offline_teacher_and_charts_the_sets(app_db):
                for s in at.subheader)
     assert metric(at, "Annotated") == "200"
     assert metric(at, "Coverage (1-α)").endswith("%")
+    # The run just made is not introduced as "nothing left to annotate" above its own line.
+    assert not any(i.value.startswith("All 200 texts") for i in at.info)
+    assert any(c.value.startswith("The run below has just given all 200 texts their candidate "
+                                  "labels") for c in at.caption)
     assert any("Measured on the 200 texts with a gold label. For scale: guessing one of the 6 "
                "labels at random is right 17% of the time" in c.value for c in at.caption)
     with Store(app_db) as store:

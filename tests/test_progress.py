@@ -105,6 +105,38 @@ def test_the_first_guess_counts_other_work_on_the_cores():
         pytest.approx(69.0)
 
 
+def test_the_first_guess_for_the_demo_is_near_what_its_run_takes():
+    # Two walks: the demo's 150 texts of ~49 characters trained in 15-20 s; the guess
+    # said 49 s (71 s counted busy).
+    guess = estimate_distillation([], texts=150, epochs=4, mean_chars=48.7)
+    assert 12 <= guess.seconds <= 25
+
+
+def test_the_load_read_before_a_run_leaves_out_this_process_s_own_work():
+    # The load average counted the app's own annotation just before: 71 s guessed, 15 s run.
+    import threading
+    import time as clock
+
+    from candist_core.progress import _cpu_seconds_busy, other_load
+    if _cpu_seconds_busy() is None:
+        pytest.skip("no /proc/stat here: the 1-minute load average stands in")
+    stop = threading.Event()
+
+    def spin():                      # this process keeps one core busy
+        while not stop.is_set():
+            pass
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        start, t0 = _cpu_seconds_busy(), clock.monotonic()
+        other = other_load(0.5)
+        whole = (_cpu_seconds_busy() - start) / (clock.monotonic() - t0)
+    finally:
+        stop.set()
+        worker.join()
+    assert whole - other >= 0.5      # the machine was busier than what is counted as other
+
+
 def test_an_estimate_that_proved_low_does_not_pull_the_eta_to_zero():
     # The walk: estimate 49 s; the run took 111 s. Halfway through (10 of 20 steps, 58 s
     # in) the measured rate says 48 s are left, where the estimate, counted down, says 0.

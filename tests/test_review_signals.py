@@ -169,7 +169,9 @@ def test_the_pace_says_what_it_was_measured_on():
 
     # The walk: 9 decisions in 40 s read as "over the last 10 minutes".
     quick = [at(5 * k) for k in range(9)]
-    assert pace_text(quick, now=now) == "12.0 decisions a minute (your last 9 decisions, over 40 s)"
+    assert pace_text(quick, now=now) == ("12.0 decisions a minute (8 decisions in the 40 s after the first of "
+                                       "your last 9)")
     slow = [at(30 * k) for k in range(5)]
-    assert pace_text(slow, now=now) == "2.0 decisions a minute (your last 5 decisions, over 2 min)"
+    assert pace_text(slow, now=now) == ("2.0 decisions a minute (4 decisions in the 2 min after the first of "
+                                      "your last 5)")
     assert pace_text(slow[:4], now=now) == "shown after 5 decisions within 10 minutes"

@@ -38,7 +38,8 @@ REANNOTATE_HELP = {
 store, project = require_project("annotate")
 st.title("Annotate")
 show_quality(store, project)
-key = f"annotate:{project.id}"
+# By database and project: one process may serve two databases (tests, a second CANDIST_DB).
+key = f"annotate:{store.path}:{project.id}"
 job = registry().get(key)
 
 teacher_kind = st.radio("Teacher", ["offline", "openai"], horizontal=True,
@@ -106,10 +107,18 @@ except CandistError as exc:
     st.error(str(exc))
     st.stop()
 nothing_left = already > 0 and left == 0
+# The run this page's job has just made: its summary below says what happened, so the
+# "nothing left" box would read as if the job had done nothing (a walk saw it so).
+just_made = bool(job and job.status == "done" and job.outcome() is not None and
+                 getattr(job.result, "run_id", None) == resume_run)
 kept = (f" {already} of the first {asked} texts already have candidate labels from this "
         f"teacher with these settings (teacher run #{resume_run}): kept, not asked again."
         if already else "")
-if nothing_left:
+if nothing_left and just_made:
+    st.caption(f"The run below has just given all {asked} texts their candidate labels "
+               f"(teacher run #{resume_run}). Starting it again with these settings would "
+               f"change nothing.")
+elif nothing_left:
     same = (" The offline teacher gives the same sets for the same settings." if
             teacher_kind == "offline" else "")
     other = "strategy or other settings" if teacher_kind == "offline" else \

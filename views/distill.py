@@ -384,3 +384,10 @@ if runs:
                  row_height=WRAP_ROW_PX, height=wrapped_height(len(table)),
                  column_config={c: st.column_config.TextColumn(c, width=w, help=RUN_HELP.get(c))
                                 for c, w in fit.items()})
+    if "selection score" in shown and table["selection score"].astype(bool).any():
+        # Said under the table, not only in the column's tooltip (a walk asked what the
+        # bracketed range was).
+        st.caption("Selection score: how the kept epoch scored on texts it never trained "
+                   "on, which picks the epoch kept. It is not accuracy against the true "
+                   "labels. The range in brackets is its 95% interval. Hover a column name "
+                   "for more.")

@@ -57,10 +57,21 @@ def already_labelled(sample_id: int, label: str) -> bool:
 SKIP = "(skip)" if "(skip)" not in labels else "(skip this text)"   # the history's skip
 
 
+def ambiguous_undecided() -> int | None:
+    """The queue's ambiguous texts (more than one candidate) nobody has decided yet, or
+    None before the queue is loaded."""
+    queued = st.session_state.get("queue")
+    if queued is None:
+        return None
+    return int((~np.isin(queued["ambiguous"], store.decided_ids(project.id))).sum())
+
+
 def update_student_if_due() -> None:
-    """The continuous student: after every N new labels an update starts in a background
-    thread (a few reads here, the training elsewhere: the reviewer never waits for it)."""
-    continuous.update_if_due(store, registry(), project.id)
+    """The continuous student: after every N new labels, or once every ambiguous text is
+    decided, an update starts in a background thread (a few reads here, the training
+    elsewhere: the reviewer never waits for it)."""
+    continuous.update_if_due(store, registry(), project.id,
+                             ambiguous_left=ambiguous_undecided())
 
 
 def audit_decide(sample_id: int, action: str, label: str | None = None) -> None:
@@ -257,7 +268,8 @@ def student_freshness() -> None:
         st.session_state["review_keep_shown"] = True
         st.rerun()
     st.caption(continuous.describe(fresh, can_distill=can_open(role_in(store, project),
-                                                               "distill")),
+                                                               "distill"),
+                                   ambiguous_left=ambiguous_undecided()),
                help=continuous.HELP)
 
 
