@@ -585,3 +585,34 @@ def test_the_distill_page_says_how_an_update_s_confidence_was_calibrated():
     few = calibration_text([{"calibration": {"temperature": 1.8, "matching": 1.8,
                                              "fitted": None, "humans": 5}}])
     assert "kept at the full distillation's level" in few
+
+
+@pytest.mark.slow
+def test_a_short_queue_updates_the_student_once_its_ambiguous_texts_are_decided(app_db):
+    # A walk: the demo's 20 ambiguous texts never reached "next update after 50 more".
+    with Store(app_db) as store:
+        project = store.get_project("trec")
+        base = store.latest_student_run(project.id).id
+        assert store.update_every(project.id) == 50
+        signals = store.review_signals(project.id)
+        ambiguous = [int(i) for i, c in zip(signals["sample_id"], signals["candidates"])
+                     if len(c) > 1]
+        # Everything but two ambiguous texts is skipped elsewhere: skips teach nothing,
+        # so the student has 0 new labels and the queue two texts.
+        for sid in signals["sample_id"].tolist():
+            if sid not in ambiguous[:2]:
+                store.record_decision(project.id, int(sid), action="skip", who="elsewhere")
+    at = open_page("review")
+    assert freshness_line(at) == ("Student up to date: no new human label since it last "
+                                  "trained · next update after 50 more, or once the 2 "
+                                  "ambiguous texts left are decided")
+    for _ in range(2):
+        label_button(at).click()
+        at.run()
+        assert not at.exception, at.exception
+    with Store(app_db) as store:
+        new = wait_for(lambda: next((r for r in store.student_runs(project.id)
+                                     if r.id != base and r.status == "done"), None),
+                       what="updated student")
+        assert new.config["trigger"] == continuous.QUEUE_DONE_TRIGGER
+        assert new.config["human_labels"] == 2
