@@ -1,5 +1,6 @@
 """Distill: train the student in the background, with an estimate before it starts, named
 stages and a steady ETA while it runs, and its curves and accuracy after."""
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -136,10 +137,14 @@ timed, mean_chars = timed_runs(store), store.mean_text_chars(project.id)
 # saw the estimate grow from "1.4x slower" to "1.5x" as it trained).
 if timed:
     busy = 1.0
-elif job is not None and job.running and "distill-busy" in st.session_state:
+elif "distill-busy" in st.session_state and (
+        job is not None and job.running
+        or time.monotonic() - st.session_state.get("distill-busy-at", 0.0) < 20):
+    # read once before a run, and at most every 20 s between renders (it samples 0.3 s)
     busy = st.session_state["distill-busy"]
 else:
     busy = st.session_state["distill-busy"] = machine_busy(device.type)
+    st.session_state["distill-busy-at"] = time.monotonic()
 estimate = estimate_distillation(timed, texts=texts, epochs=int(epochs), device=device.type,
                                  mean_chars=mean_chars, busy=busy)
 longest = estimate_distillation(timed, texts=texts, epochs=int(epochs) + int(extra_epochs),
